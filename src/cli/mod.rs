@@ -1,0 +1,197 @@
+//! The command line: `run` is the daemon; every other command is a one-shot tool or a
+//! client of the daemon's control socket.
+
+mod check;
+mod not_built;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Runs a private LobeChat stack (PostgreSQL, S3, Logto, LobeChat) behind its own TLS proxy.
+#[derive(Parser, Debug)]
+#[command(name = "prometheus-stack", version, about, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Config file [default: /etc/prometheus-stack/stack.toml, else the embedded default]
+    #[arg(long, short = 'c', global = true, env = "PROMETHEUS_STACK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Control socket of a running daemon [default: from the config]
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const LONG_ABOUT: &str = "\
+Runs a private LobeChat stack (PostgreSQL, S3, Logto, LobeChat) from one TOML file: \
+starts units in dependency order behind health gates, restarts them with backoff, \
+stops them cleanly, and answers a control socket.
+
+Config: --config FILE, else /etc/prometheus-stack/stack.toml, else an embedded default \
+for local use (data in ./prometheus-stack-data, ports above 1024).";
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs this)
+    Run,
+    /// Validate the config; exit 1 listing every problem with its key and line
+    Check,
+    /// Print the resolved plan (secrets shown as ${secret:NAME})
+    ShowConfig {
+        /// JSON instead of the readable summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each unit's state
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start units (also clears `failed`)
+    Start { units: Vec<String> },
+    /// Stop units
+    Stop { units: Vec<String> },
+    /// Restart units
+    Restart { units: Vec<String> },
+    /// Print a unit's recent output
+    Logs {
+        unit: String,
+        /// Keep printing new lines
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+    },
+    /// Re-read the config and restart only what changed
+    Reload,
+    /// GPU memory per card and per unit
+    Gpu {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal CA: certificate path and fingerprint to trust
+    Ca,
+    /// The secrets store
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCmd,
+    },
+    /// Offline bundles of images and artifacts for air-gapped installs
+    Bundle {
+        #[command(subcommand)]
+        action: BundleCmd,
+    },
+    /// Print shell completions
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
+}
+
+/// `secrets …`
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Names and ages (never values)
+    List,
+    /// Replace a secret everywhere it is used and restart its consumers
+    Rotate { name: String },
+}
+
+/// `bundle …`
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// Save every image the plan needs (and [bundle].artifacts) into OUT.tar
+    Create { out: PathBuf },
+    /// Verify every checksum, then load the images
+    Import { file: PathBuf },
+    /// What the plan needs against what is present
+    List,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("prometheus-stack: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx {
+        config: cli.config.clone(),
+        socket: cli.socket.clone(),
+    };
+    match cli.command {
+        Command::Check => check::check(&ctx),
+        Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "prometheus-stack",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => not_built::not_built(&ctx, other),
+    }
+}
+
+/// Global options every command needs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub config: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// Which config this invocation uses: --config, else the system file, else the embedded default.
+    pub fn config_choice(&self) -> ConfigChoice {
+        if let Some(p) = &self.config {
+            return ConfigChoice::File(p.clone());
+        }
+        let sys = PathBuf::from(crate::config::DEFAULT_PATH);
+        if sys.exists() {
+            ConfigChoice::File(sys)
+        } else {
+            ConfigChoice::Embedded
+        }
+    }
+
+    /// Builds the plan this invocation uses.
+    pub fn plan(
+        &self,
+        opts: crate::plan::BuildOptions,
+    ) -> Result<crate::plan::Plan, crate::config::ConfigError> {
+        match self.config_choice() {
+            ConfigChoice::File(p) => crate::plan::build_from_file(&p, opts),
+            ConfigChoice::Embedded => {
+                let (cfg, src) = crate::config::load_str(
+                    "<embedded default>",
+                    None,
+                    crate::config::DEFAULT_CONFIG.to_string(),
+                )?;
+                crate::plan::build(&cfg, &src, opts)
+            }
+        }
+    }
+}
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigChoice {
+    File(PathBuf),
+    Embedded,
+}

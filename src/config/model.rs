@@ -1,0 +1,366 @@
+//! The stack.toml file as written by the operator: serde structs, unknown keys rejected.
+//!
+//! Nothing here is derived or checked beyond syntax; `plan::build` turns this into a `Plan`.
+
+use super::units::{ByteSize, Dur};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub stack: StackSection,
+    #[serde(default)]
+    pub control: ControlSection,
+    pub proxy: Option<ProxySection>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSection>,
+    #[serde(default)]
+    pub gpu: GpuSection,
+    pub metrics: Option<MetricsSection>,
+    #[serde(default)]
+    pub bundle: BundleSection,
+}
+
+/// `[stack]`: names and places shared by every unit.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    #[serde(default = "default_stack_name")]
+    pub name: String,
+    /// Public domain: presets derive `lobe.DOMAIN` and `auth.DOMAIN` from it.
+    pub domain: Option<String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Sockets and pid files; default `/run/prometheus-stack` as root, else `DATA_DIR/run`.
+    pub runtime_dir: Option<PathBuf>,
+    /// Default runtime for units that do not set one.
+    #[serde(default)]
+    pub runtime: RuntimeName,
+    /// No internet: presets turn off every feature that would call out.
+    #[serde(default)]
+    pub air_gapped: bool,
+}
+
+impl Default for StackSection {
+    fn default() -> Self {
+        StackSection {
+            name: default_stack_name(),
+            domain: None,
+            data_dir: default_data_dir(),
+            runtime_dir: None,
+            runtime: RuntimeName::Process,
+            air_gapped: false,
+        }
+    }
+}
+
+fn default_stack_name() -> String {
+    "prometheus".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/prometheus-stack")
+}
+
+/// How a unit's process exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeName {
+    #[default]
+    Process,
+    Podman,
+}
+
+/// `[control]`: the Unix socket the CLI talks to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Default `/run/prometheus-stack/control.sock` (root) or `DATA_DIR/control.sock`.
+    pub socket: Option<PathBuf>,
+    /// Group that may use the socket (mode 0660); default `prometheus-stack` when it exists.
+    pub group: Option<String>,
+}
+
+/// `[proxy]`: the TLS front door.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    #[serde(default = "default_https")]
+    pub https: String,
+    /// Plain HTTP listener that redirects to HTTPS; omit to disable.
+    pub http: Option<String>,
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout: Dur,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Dur,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default)]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub site: Vec<SiteSection>,
+}
+
+fn default_https() -> String {
+    "0.0.0.0:443".into()
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(100 << 20)
+}
+fn default_upstream_timeout() -> Dur {
+    Dur::secs(600)
+}
+fn default_connect_timeout() -> Dur {
+    Dur::secs(60)
+}
+fn default_header_timeout() -> Dur {
+    Dur::secs(10)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+
+/// Where site certificates come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// PEM files named per site (`cert`, `key`).
+    #[default]
+    Files,
+    /// Our own CA under DATA_DIR/pki issues a leaf per site (air-gapped sites).
+    Internal,
+}
+
+/// `[[proxy.site]]`: one host name (exact or `*.example.com`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    pub host: String,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Extra routes; presets add theirs for the hosts they own.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+/// One route: a path prefix to a target or a redirect.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub path: String,
+    /// A unit name (its `port`), `unit:portname`, or `host:port`.
+    pub to: Option<String>,
+    pub redirect: Option<String>,
+    /// Per-route body limit (e.g. the bucket route); default `[proxy].max_body`.
+    pub max_body: Option<ByteSize>,
+}
+
+/// `[services.NAME]`: a generic unit, or a preset with its own keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// "postgres" | "rustfs" | "minio" | "logto" | "lobechat"; absent = a generic unit.
+    pub preset: Option<String>,
+    /// `false` leaves the unit out of the plan (handy to switch off a preset).
+    pub enabled: Option<bool>,
+    pub runtime: Option<RuntimeName>,
+    pub command: Option<Vec<String>>,
+    pub workdir: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub ports: BTreeMap<String, u16>,
+    pub depends_on: Option<DependsOn>,
+    pub health: Option<HealthSection>,
+    pub restart: Option<RestartName>,
+    pub backoff: Option<BackoffSection>,
+    pub crash_loop: Option<CrashLoopSection>,
+    pub kind: Option<KindName>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<Dur>,
+
+    // --- podman runtime ---
+    pub image: Option<String>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Run `--init` as PID 1 in the container (default true: node and busybox ignore SIGTERM).
+    pub init: Option<bool>,
+
+    // --- GPU ---
+    pub gpu: Option<GpuUse>,
+
+    // --- preset "postgres" ---
+    pub bin_dir: Option<PathBuf>,
+    pub extensions: Option<Vec<String>>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+    pub databases: Option<Vec<String>>,
+
+    // --- presets "rustfs" / "minio" ---
+    pub binary: Option<PathBuf>,
+    pub bucket: Option<String>,
+
+    // --- presets "logto" / "lobechat" ---
+    /// Native runtime: the unpacked release directory (Logto) or app directory (LobeChat).
+    pub release_dir: Option<PathBuf>,
+    /// Native runtime: the node binary; default `node` from PATH.
+    pub node: Option<PathBuf>,
+    /// LobeChat: "v2" (default) or "v1".
+    pub edition: Option<String>,
+    /// Public host of this preset (default derived from `[stack].domain`).
+    pub host: Option<String>,
+    /// Logto: expose the admin console on its own origin, e.g. "console.example.com".
+    pub admin_host: Option<String>,
+}
+
+/// `depends_on = ["db"]` or `depends_on = { db = "healthy" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum DependsOn {
+    List(Vec<String>),
+    Map(BTreeMap<String, ConditionName>),
+}
+
+/// When a dependency counts as satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConditionName {
+    Started,
+    Healthy,
+    Completed,
+}
+
+/// `health = { http = "…" }` and friends.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    pub http: Option<String>,
+    pub tcp: Option<String>,
+    pub exec: Option<Vec<String>>,
+    pub log: Option<String>,
+    pub interval: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Dur>,
+}
+
+/// `restart = "…"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartName {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// `kind = "…"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    Longrun,
+    Oneshot,
+}
+
+/// `backoff = { initial = "100ms", max = "30s" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSection {
+    pub initial: Option<Dur>,
+    pub max: Option<Dur>,
+    /// How long a unit must stay up before the backoff resets (default 10 s).
+    pub reset_after: Option<Dur>,
+}
+
+/// `crash_loop = { failures = 5, window = "60s" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashLoopSection {
+    pub failures: Option<u32>,
+    pub window: Option<Dur>,
+}
+
+/// `gpu = true` (podman: CDI device) or a memory policy table.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum GpuUse {
+    Flag(bool),
+    Policy(GpuPolicySection),
+}
+
+/// Per-unit GPU memory policy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuPolicySection {
+    pub min_free: Option<ByteSize>,
+    pub max_used: Option<ByteSize>,
+    pub grace: Option<Dur>,
+    pub wait_timeout: Option<Dur>,
+    /// Pass the GPUs into the container (podman runtime).
+    pub devices: Option<bool>,
+}
+
+/// `[gpu]`: the NVML poller.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSection {
+    #[serde(default)]
+    pub enabled: GpuEnabled,
+    #[serde(default = "default_gpu_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_alert_percent")]
+    pub alert_used_percent: u8,
+}
+
+impl Default for GpuSection {
+    fn default() -> Self {
+        GpuSection {
+            enabled: GpuEnabled::Auto,
+            interval: default_gpu_interval(),
+            alert_used_percent: default_alert_percent(),
+        }
+    }
+}
+
+fn default_gpu_interval() -> Dur {
+    Dur::secs(5)
+}
+fn default_alert_percent() -> u8 {
+    90
+}
+
+/// `enabled = "auto" | "on" | "off"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuEnabled {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: String,
+}
+
+/// `[bundle]`: native artifacts to carry in offline bundles besides the images.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSection {
+    #[serde(default)]
+    pub artifacts: Vec<PathBuf>,
+}

@@ -1,0 +1,10 @@
+//! prometheus-stack: one daemon that runs a private LobeChat installation.
+//!
+//! config (the file) → plan (resolved units) → supervisor (runs them through a runtime),
+//! with the proxy, GPU poller, metrics and control API around it. See DESIGN §1.
+
+pub mod cli;
+pub mod config;
+pub mod plan;
+pub mod secrets;
+pub mod stack;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    prometheus_stack::cli::main()
+}

@@ -1,0 +1,63 @@
+//! Component knowledge: each preset turns a few config lines into units, secrets and routes.
+
+use crate::config::model::{ConfigFile, ServiceSection};
+use crate::config::Issue;
+use crate::plan::{Route, SecretSpec, StackInfo, Unit};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a preset sees: the whole file (to find its peers) and its own section.
+pub struct PresetCtx<'a> {
+    pub cfg: &'a ConfigFile,
+    pub stack: &'a StackInfo,
+    /// The unit name (`services.NAME`).
+    pub name: &'a str,
+    pub section: &'a ServiceSection,
+    /// `services.NAME`, for issues.
+    pub key: String,
+    /// Folder of the config file (relative paths).
+    pub base_dir: &'a Path,
+}
+
+impl PresetCtx<'_> {
+    /// The first unit in the config using this preset: (name, section).
+    pub fn find_preset(&self, preset: &str) -> Option<(&str, &ServiceSection)> {
+        self.cfg
+            .services
+            .iter()
+            .find(|(_, s)| s.preset.as_deref() == Some(preset) && s.enabled != Some(false))
+            .map(|(n, s)| (n.as_str(), s))
+    }
+}
+
+/// What a preset produces. The unit named like the section is the main unit: the
+/// operator's keys are applied over it afterwards, so every preset field can be overridden.
+#[derive(Default)]
+pub struct Expansion {
+    pub units: Vec<Unit>,
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// (host, route) pairs merged into `[[proxy.site]]`.
+    pub routes: Vec<(String, Route)>,
+    pub issues: Vec<Issue>,
+    pub warnings: Vec<String>,
+}
+
+/// Presets this build knows.
+pub const PRESETS: &[&str] = &[];
+
+/// Expands `preset = "…"` for one section.
+pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
+    let mut e = Expansion::default();
+    e.issues.push(Issue::new(
+        format!("{}.preset", ctx.key),
+        format!(
+            "unknown preset {preset:?}; this build knows: {}",
+            if PRESETS.is_empty() {
+                "none yet".to_string()
+            } else {
+                PRESETS.join(", ")
+            }
+        ),
+    ));
+    e
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: installs its dependencies (idempotent), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/setup.sh
+export PSTEST_DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
+cargo build --quiet
+cargo test --quiet -- --test-threads="${PSTEST_THREADS:-2}"

