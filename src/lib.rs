@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod plan;
+pub mod runtime;
 pub mod secrets;
 pub mod stack;
