@@ -1,6 +1,7 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod bundle;
 mod check;
 mod not_built;
 
@@ -129,6 +130,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => check::check(&ctx),
+        Command::Bundle { action } => bundle::bundle(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;

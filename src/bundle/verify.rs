@@ -1,0 +1,123 @@
+//! Reads a whole bundle, hashing every entry, and compares with its manifest — before
+//! anything is loaded.
+
+use super::manifest::{HashingReader, Manifest, FORMAT, MANIFEST};
+use super::BundleError;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// Where an entry's data lies in the bundle file.
+#[derive(Debug, Clone, Copy)]
+pub struct Located {
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// A bundle whose every entry matched the manifest.
+#[derive(Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub entries: BTreeMap<String, Located>,
+}
+
+const MAX_MANIFEST: u64 = 64 << 20;
+
+/// Checks every entry's size and sha256 against the manifest; names every bad entry.
+pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verified, BundleError> {
+    let fname = file.display().to_string();
+    let f = File::open(file).map_err(|e| BundleError::Io {
+        what: format!("opening bundle {fname}"),
+        source: e,
+    })?;
+    let mut ar = tar::Archive::new(f);
+    let mut seen: BTreeMap<String, (String, u64, Located)> = BTreeMap::new();
+    let mut manifest_bytes: Option<Vec<u8>> = None;
+    let mut last = String::from("(none)");
+    let truncated = |entry: &str, reason: String| BundleError::Truncated {
+        file: fname.clone(),
+        entry: entry.to_string(),
+        reason,
+    };
+    let entries = ar
+        .entries()
+        .map_err(|e| truncated("(start of file)", e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let size = entry.header().size().unwrap_or(0);
+        let offset = entry.raw_file_position();
+        if path == MANIFEST {
+            if size > MAX_MANIFEST {
+                return Err(BundleError::BadManifest {
+                    file: fname,
+                    reason: format!("{MANIFEST} is {size} bytes"),
+                });
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| truncated(&path, e.to_string()))?;
+            if (buf.len() as u64) < size {
+                return Err(truncated(&path, format!("{} of {size} bytes present", buf.len())));
+            }
+            manifest_bytes = Some(buf);
+        } else {
+            on_entry(&path, size);
+            let mut r = HashingReader::new(&mut entry);
+            std::io::copy(&mut r, &mut std::io::sink())
+                .map_err(|e| truncated(&path, e.to_string()))?;
+            let (sha, n) = r.finish();
+            if n < size {
+                return Err(truncated(&path, format!("{n} of {size} bytes present")));
+            }
+            seen.insert(path.clone(), (sha, n, Located { offset, size }));
+        }
+        last = path;
+    }
+    let Some(mb) = manifest_bytes else {
+        return Err(BundleError::NoManifest { file: fname, last });
+    };
+    let manifest: Manifest = serde_json::from_slice(&mb).map_err(|e| BundleError::BadManifest {
+        file: fname.clone(),
+        reason: e.to_string(),
+    })?;
+    if manifest.format != FORMAT {
+        return Err(BundleError::BadManifest {
+            file: fname,
+            reason: format!("format {} (this version reads {FORMAT})", manifest.format),
+        });
+    }
+    let mut problems = Vec::new();
+    let mut entries = BTreeMap::new();
+    for fe in &manifest.files {
+        match seen.remove(&fe.path) {
+            None => problems.push(format!("{}: listed in the manifest but missing", fe.path)),
+            Some((_, n, _)) if n != fe.size => {
+                problems.push(format!("{}: size {n}, manifest says {}", fe.path, fe.size))
+            }
+            Some((sha, _, _)) if sha != fe.sha256 => problems.push(format!(
+                "{}: sha256 {sha}, manifest says {}",
+                fe.path, fe.sha256
+            )),
+            Some((_, _, loc)) => {
+                entries.insert(fe.path.clone(), loc);
+            }
+        }
+    }
+    for extra in seen.keys() {
+        problems.push(format!("{extra}: not listed in the manifest"));
+    }
+    if !problems.is_empty() {
+        return Err(BundleError::Corrupt {
+            file: fname,
+            problems,
+        });
+    }
+    Ok(Verified { manifest, entries })
+}
