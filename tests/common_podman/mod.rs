@@ -147,13 +147,19 @@ pub fn stack_containers(stack: &str) -> Vec<String> {
         .collect()
 }
 
-/// Removes every container of `stack` (cleanup at the end of a test).
+/// Removes every container and podman secret of `stack` (cleanup at the end of a test).
 pub fn cleanup_stack(stack: &str) {
     let names = stack_containers(stack);
     if !names.is_empty() {
         let mut args = vec!["rm", "-f", "-t", "0"];
         args.extend(names.iter().map(String::as_str));
         let _ = podman(&args);
+    }
+    let prefix = format!("prometheus-stack.{stack}.");
+    for s in podman_ok(&["secret", "ls", "--format", "{{.Name}}"]).lines() {
+        if s.starts_with(&prefix) {
+            let _ = podman(&["secret", "rm", s]);
+        }
     }
 }
 
