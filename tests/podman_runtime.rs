@@ -117,7 +117,10 @@ command = ["/bin/sh", "-c", "printf 'A=[%s]\\n' \"$A\"; printf 'PEM=[%s]\\n' \"$
     // Another user cannot inspect root's containers at all.
     let other = std::process::Command::new("su")
         .args(["nobody", "-s", "/bin/sh", "-c"])
-        .arg(format!("cd /tmp && HOME=/tmp podman inspect {} 2>&1", c.name()))
+        .arg(format!(
+            "cd /tmp && HOME=/tmp podman inspect {} 2>&1",
+            c.name()
+        ))
         .output()
         .unwrap();
     assert!(!other.status.success());
@@ -143,7 +146,10 @@ command = ["/bin/sh", "-c", "printf 'A=[%s]\\n' \"$A\"; printf 'PEM=[%s]\\n' \"$
     assert!(!status.success());
     assert!(stack_containers(&f.stack).is_empty(), "container removed");
     let secrets = podman_ok(&["secret", "ls", "--format", "{{.Name}}"]);
-    assert!(!secrets.contains(&f.stack), "podman secrets removed: {secrets}");
+    assert!(
+        !secrets.contains(&f.stack),
+        "podman secrets removed: {secrets}"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,12 @@ pub fn create(plan: &Plan, out: &Path) -> Result<Created, BundleError> {
     let _ = std::fs::remove_dir_all(&work);
     match result {
         Ok(manifest) => {
-            std::fs::rename(&tmp, out).map_err(|e| io(format!("renaming {} to {}", tmp.display(), out.display()), e))?;
+            std::fs::rename(&tmp, out).map_err(|e| {
+                io(
+                    format!("renaming {} to {}", tmp.display(), out.display()),
+                    e,
+                )
+            })?;
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -126,7 +131,13 @@ fn walk(p: &Path, out: &mut Vec<ArtifactFile>) -> Result<(), BundleError> {
 fn image_entry(i: usize, name: &str) -> String {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("images/{i:02}-{safe}.tar")
 }
@@ -150,7 +161,13 @@ fn write_bundle(
         println!("saving image {img} (units: {})", units.join(", "));
         crate::runtime::podman::image::save_blocking(img, &saved_s)?;
         let path = image_entry(i, img);
-        let (sha256, size) = append_file(&mut tar, &saved, &path, 0o644, &format!("adding image {img}"))?;
+        let (sha256, size) = append_file(
+            &mut tar,
+            &saved,
+            &path,
+            0o644,
+            &format!("adding image {img}"),
+        )?;
         let _ = std::fs::remove_file(&saved);
         files.push(FileEntry {
             path,
@@ -162,9 +179,17 @@ fn write_bundle(
     for a in artifacts {
         let rel = a.source.strip_prefix("/").unwrap_or(&a.source);
         let path = format!("artifacts/{}", rel.display());
-        let (sha256, size) = append_file(&mut tar, &a.source, &path, a.mode, &format!("adding artifact {}", a.source.display()))?;
+        let (sha256, size) = append_file(
+            &mut tar,
+            &a.source,
+            &path,
+            a.mode,
+            &format!("adding artifact {}", a.source.display()),
+        )?;
         if size != a.size {
-            return Err(BundleError::Changed { path: a.source.clone() });
+            return Err(BundleError::Changed {
+                path: a.source.clone(),
+            });
         }
         files.push(FileEntry {
             path,
@@ -191,11 +216,13 @@ fn write_bundle(
     let mut w = tar
         .into_inner()
         .map_err(|e| io(format!("writing {}", tmp.display()), e))?;
-    w.flush().map_err(|e| io(format!("writing {}", tmp.display()), e))?;
+    w.flush()
+        .map_err(|e| io(format!("writing {}", tmp.display()), e))?;
     let f = w
         .into_inner()
         .map_err(|e| io(format!("writing {}", tmp.display()), e.into_error()))?;
-    f.sync_all().map_err(|e| io(format!("syncing {}", tmp.display()), e))?;
+    f.sync_all()
+        .map_err(|e| io(format!("syncing {}", tmp.display()), e))?;
     Ok(manifest)
 }
 
@@ -208,7 +235,10 @@ fn append_file<W: Write>(
     what: &str,
 ) -> Result<(String, u64), BundleError> {
     let f = File::open(src).map_err(|e| io(format!("{what}: opening {}", src.display()), e))?;
-    let len = f.metadata().map_err(|e| io(format!("{what}: {}", src.display()), e))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| io(format!("{what}: {}", src.display()), e))?
+        .len();
     let mut h = tar::Header::new_gnu();
     h.set_size(len);
     h.set_mode(mode);

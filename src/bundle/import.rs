@@ -27,7 +27,10 @@ pub struct Imported {
 pub fn import(file: &Path, allowed_artifacts: &[PathBuf]) -> Result<Imported, BundleError> {
     println!("verifying {}", file.display());
     let v = verify(file, |_, _| {})?;
-    println!("verified {} entries (sha256 and size)", v.manifest.files.len());
+    println!(
+        "verified {} entries (sha256 and size)",
+        v.manifest.files.len()
+    );
     let mut done = Imported::default();
     for fe in &v.manifest.files {
         if let Content::Image { image: name } = &fe.content {
@@ -36,7 +39,8 @@ pub fn import(file: &Path, allowed_artifacts: &[PathBuf]) -> Result<Imported, Bu
             if !image::present_blocking(name)? {
                 return Err(BundleError::Load {
                     image: name.clone(),
-                    reason: "podman load succeeded but the image is not present under that name".into(),
+                    reason: "podman load succeeded but the image is not present under that name"
+                        .into(),
                 });
             }
             done.images.push(name.clone());
@@ -65,14 +69,21 @@ fn section(file: &Path, loc: Located) -> Result<impl Read, BundleError> {
         what: format!("opening bundle {}", file.display()),
         source: e,
     })?;
-    f.seek(SeekFrom::Start(loc.offset)).map_err(|e| BundleError::Io {
-        what: format!("reading bundle {}", file.display()),
-        source: e,
-    })?;
+    f.seek(SeekFrom::Start(loc.offset))
+        .map_err(|e| BundleError::Io {
+            what: format!("reading bundle {}", file.display()),
+            source: e,
+        })?;
     Ok(f.take(loc.size))
 }
 
-fn load_image(file: &Path, name: &str, entry: &str, sha: &str, loc: Located) -> Result<(), BundleError> {
+fn load_image(
+    file: &Path,
+    name: &str,
+    entry: &str,
+    sha: &str,
+    loc: Located,
+) -> Result<(), BundleError> {
     let load_err = |reason: String| BundleError::Load {
         image: name.to_string(),
         reason,
@@ -88,15 +99,13 @@ fn load_image(file: &Path, name: &str, entry: &str, sha: &str, loc: Located) -> 
     let mut src = HashingReader::new(section(file, loc)?);
     let mut p = Progress::start(format!("loading {name}"), loc.size);
     let mut buf = vec![0u8; 1 << 20];
-    let copy: std::io::Result<()> = (|| {
-        loop {
-            let n = src.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            stdin.write_all(&buf[..n])?;
-            p.update(src.count());
+    let copy: std::io::Result<()> = (|| loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
         }
+        stdin.write_all(&buf[..n])?;
+        p.update(src.count());
     })();
     drop(stdin);
     let out = child

@@ -44,7 +44,8 @@ pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verifi
         .entries()
         .map_err(|e| truncated("(start of file)", e.to_string()))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?;
+        let mut entry =
+            entry.map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?;
         let path = entry
             .path()
             .map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?
@@ -64,7 +65,10 @@ pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verifi
                 .read_to_end(&mut buf)
                 .map_err(|e| truncated(&path, e.to_string()))?;
             if (buf.len() as u64) < size {
-                return Err(truncated(&path, format!("{} of {size} bytes present", buf.len())));
+                return Err(truncated(
+                    &path,
+                    format!("{} of {size} bytes present", buf.len()),
+                ));
             }
             manifest_bytes = Some(buf);
         } else {

@@ -102,7 +102,7 @@ pub fn build_files_image(name: &str, files: &[(&str, &[u8])]) {
 }
 
 fn import_rootfs(root: &Path, name: &str) {
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .args(["-C"])
         .arg(root)
         .args(["-c", "."])
@@ -111,9 +111,10 @@ fn import_rootfs(root: &Path, name: &str) {
         .expect("tar runs");
     let out = Command::new("podman")
         .args(["import", "--quiet", "-", name])
-        .stdin(tar.stdout.expect("piped"))
+        .stdin(tar.stdout.take().expect("piped"))
         .output()
         .expect("podman import runs");
+    assert!(tar.wait().unwrap().success(), "tar of {}", root.display());
     assert!(
         out.status.success(),
         "podman import {name}: {}",

@@ -178,8 +178,7 @@ impl Container {
         if let Err(e) = result {
             tracing::warn!(container = %self.name, "stopping: {e}");
         }
-        if let Err(e) = lifecycle::remove(std::slice::from_ref(&self.name), Duration::ZERO).await
-        {
+        if let Err(e) = lifecycle::remove(std::slice::from_ref(&self.name), Duration::ZERO).await {
             tracing::warn!(container = %self.name, "removing: {e}");
         }
         // With the container gone, podman run returns promptly; don't hang if it doesn't.

@@ -60,13 +60,10 @@ pub async fn output_with_stdin(args: &[&str], input: &[u8]) -> Result<String, Po
         .spawn()
         .map_err(spawn_error)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .await
-            .map_err(|e| PodmanError::Io {
-                what: format!("writing to {}", describe(args)),
-                source: e,
-            })?;
+        stdin.write_all(input).await.map_err(|e| PodmanError::Io {
+            what: format!("writing to {}", describe(args)),
+            source: e,
+        })?;
     }
     let out = child.wait_with_output().await.map_err(spawn_error)?;
     check(args, out)

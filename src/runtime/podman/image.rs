@@ -35,6 +35,14 @@ pub async fn require(unit: &str, image: &str) -> Result<(), PodmanError> {
 
 /// `podman save -o OUT IMAGE` (docker-archive: one image, its tag kept for `load`).
 pub fn save_blocking(image: &str, out: &str) -> Result<(), PodmanError> {
-    command::output_blocking(&["save", "--quiet", "--format", "docker-archive", "-o", out, image])
-        .map(drop)
+    command::output_blocking(&[
+        "save",
+        "--quiet",
+        "--format",
+        "docker-archive",
+        "-o",
+        out,
+        image,
+    ])
+    .map(drop)
 }
