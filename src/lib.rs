@@ -6,7 +6,10 @@
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod plan;
 pub mod runtime;
 pub mod secrets;
 pub mod stack;
+pub mod supervisor;
+pub mod systemd;

@@ -6,10 +6,10 @@ mod common_podman;
 
 use common_podman::*;
 use prometheus_stack::plan::{build, BuildOptions, Plan};
-use prometheus_stack::runtime::podman::{self, Container, ContainerStart, PodmanError};
+use prometheus_stack::runtime::podman::{self, PodmanChild, PodmanError};
+use prometheus_stack::runtime::LogSink;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -48,18 +48,28 @@ runtime = "podman"
     }
 }
 
-async fn start(f: &Fixture, env: &BTreeMap<String, String>) -> Container {
-    Container::start(ContainerStart {
-        plan: &f.plan,
-        unit: f.plan.unit("web").unwrap(),
-        env,
-    })
-    .await
-    .expect("container starts")
+async fn start(f: &Fixture, env: &BTreeMap<String, String>, log: &LogSink) -> PodmanChild {
+    PodmanChild::start(&f.plan, f.plan.unit("web").unwrap(), env, log.clone())
+        .await
+        .expect("container starts")
 }
 
-#[tokio::test]
-async fn env_user_volume_and_output_reach_the_container_and_values_stay_off_command_lines() {
+/// Waits until the unit's log holds at least `n` lines; returns them.
+async fn lines(log: &LogSink, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let l: Vec<String> = log.tail(1000).iter().map(|l| l.to_string()).collect();
+        if l.len() >= n {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "only {l:?} logged");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn env_user_volume_and_output_reach_the_container_and_values_stay_off_command_lines() {
+    rt().block_on(async {
     let img = busybox();
     let f = fixture(&format!(
         r#"image = "{img}"
@@ -74,30 +84,19 @@ command = ["/bin/sh", "-c", "printf 'A=[%s]\\n' \"$A\"; printf 'PEM=[%s]\\n' \"$
         ("PEM".to_string(), "line one\nline two".to_string()),
     ]
     .into();
-    let mut c = start(&f, &env).await;
+    let log = LogSink::quiet("web");
+    let mut c = start(&f, &env, &log).await;
     assert_eq!(c.name(), format!("{}-web", f.stack));
     let pid = c.pid().expect("container pid known once start returns");
-    let mut out = BufReader::new(c.take_stdout().unwrap()).lines();
-    let mut err = BufReader::new(c.take_stderr().unwrap()).lines();
-    let mut lines = Vec::new();
-    while lines.len() < 5 {
-        let l = tokio::time::timeout(Duration::from_secs(10), out.next_line())
-            .await
-            .expect("output in time")
-            .unwrap()
-            .expect("stdout open");
-        lines.push(l);
-    }
-    assert_eq!(lines[0], format!("A=[{marker}]"));
-    assert_eq!(lines[1], "PEM=[line one");
-    assert_eq!(lines[2], "line two]");
-    assert_eq!(lines[3], "uid=65534");
-    assert_eq!(lines[4], "wrote");
-    let e = tokio::time::timeout(Duration::from_secs(5), err.next_line())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(e.as_deref(), Some("to-stderr"));
+    assert_ne!(pid, c.podman_pid());
+    let lines = lines(&log, 6).await;
+    let out: Vec<&String> = lines.iter().filter(|l| *l != "to-stderr").collect();
+    assert_eq!(*out[0], format!("A=[{marker}]"));
+    assert_eq!(out[1], "PEM=[line one");
+    assert_eq!(out[2], "line two]");
+    assert_eq!(out[3], "uid=65534");
+    assert_eq!(out[4], "wrote");
+    assert!(lines.iter().any(|l| l == "to-stderr"), "{lines:?}");
 
     // The named volume is a folder under DATA_DIR/volumes owned by the unit's user.
     let vol = f.plan.stack.data_dir.join("volumes/state");
@@ -150,74 +149,81 @@ command = ["/bin/sh", "-c", "printf 'A=[%s]\\n' \"$A\"; printf 'PEM=[%s]\\n' \"$
         !secrets.contains(&f.stack),
         "podman secrets removed: {secrets}"
     );
-}
-
-#[tokio::test]
-async fn missing_image_is_never_pulled_and_names_bundle_import() {
-    require_podman();
-    let f = fixture("image = \"localhost/pstest-never-built:1\"\ncommand = [\"/bin/true\"]");
-    let err = Container::start(ContainerStart {
-        plan: &f.plan,
-        unit: f.plan.unit("web").unwrap(),
-        env: &BTreeMap::new(),
     })
-    .await
-    .expect_err("missing image must fail");
-    assert!(matches!(err, PodmanError::ImageMissing { .. }), "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains("localhost/pstest-never-built:1"), "{msg}");
-    assert!(msg.contains("prometheus-stack bundle import"), "{msg}");
-    assert!(stack_containers(&f.stack).is_empty());
 }
 
-#[tokio::test]
-async fn killed_container_process_ends_wait_and_leaves_no_container() {
-    let img = busybox();
-    let f = fixture(&format!(
-        "image = \"{img}\"\ncommand = [\"/bin/sleep\", \"60\"]"
-    ));
-    let mut c = start(&f, &BTreeMap::new()).await;
-    let pid = c.pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), c.wait())
+#[test]
+fn missing_image_is_never_pulled_and_names_bundle_import() {
+    rt().block_on(async {
+        require_podman();
+        let f = fixture("image = \"localhost/pstest-never-built:1\"\ncommand = [\"/bin/true\"]");
+        let err = PodmanChild::start(
+            &f.plan,
+            f.plan.unit("web").unwrap(),
+            &BTreeMap::new(),
+            LogSink::quiet("web"),
+        )
         .await
-        .expect("wait returns after the container died");
-    assert!(!status.success());
-    // --rm: podman's cleanup removes the dead container shortly after.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !stack_containers(&f.stack).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(stack_containers(&f.stack).is_empty());
+        .err()
+        .expect("missing image must fail");
+        assert!(matches!(err, PodmanError::ImageMissing { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("localhost/pstest-never-built:1"), "{msg}");
+        assert!(msg.contains("prometheus-stack bundle import"), "{msg}");
+        assert!(stack_containers(&f.stack).is_empty());
+    })
 }
 
-#[tokio::test]
-async fn leftovers_of_a_killed_daemon_are_removed_and_replace_keeps_one_container() {
+#[test]
+fn killed_container_process_ends_wait_and_leaves_no_container() {
+    rt().block_on(async {
+        let img = busybox();
+        let f = fixture(&format!(
+            "image = \"{img}\"\ncommand = [\"/bin/sleep\", \"60\"]"
+        ));
+        let mut c = start(&f, &BTreeMap::new(), &LogSink::quiet("web")).await;
+        let pid = c.pid().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), c.wait())
+            .await
+            .expect("wait returns after the container died");
+        assert!(!status.success());
+        // --rm: podman's cleanup removes the dead container shortly after.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !stack_containers(&f.stack).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(stack_containers(&f.stack).is_empty());
+    })
+}
+
+#[test]
+fn leftovers_of_a_killed_daemon_are_removed_and_replace_keeps_one_container() {
+    rt().block_on(async {
     let img = busybox();
     let f = fixture(&format!(
         "image = \"{img}\"\ncommand = [\"/bin/sh\", \"-c\", \"echo up; exec sleep 60\"]\nstop_timeout = \"1s\""
     ));
-    let mut c = start(&f, &BTreeMap::new()).await;
+    let log = LogSink::quiet("web");
+    let c = start(&f, &BTreeMap::new(), &log).await;
     // Running, not just created (a container killed before it starts is cleaned by conmon).
-    let mut out = BufReader::new(c.take_stdout().unwrap()).lines();
-    let up = tokio::time::timeout(Duration::from_secs(10), out.next_line()).await;
-    assert_eq!(up.unwrap().unwrap().as_deref(), Some("up"));
+    assert_eq!(lines(&log, 1).await, vec!["up".to_string()]);
     // What SIGKILL of the daemon leaves: podman run gone, the container still running.
-    let podman_pid = c.podman_pid().unwrap();
+    let podman_pid = c.podman_pid();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(podman_pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    drop(c);
+    std::mem::forget(c);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stack_containers(&f.stack), vec![format!("{}-web", f.stack)]);
     // A new start with the old one still there: still exactly one container.
-    let mut c2 = start(&f, &BTreeMap::new()).await;
+    let mut c2 = start(&f, &BTreeMap::new(), &LogSink::quiet("web")).await;
     assert_eq!(stack_containers(&f.stack).len(), 1);
     let c2_pid = c2.pid().unwrap();
     assert!(std::path::Path::new(&format!("/proc/{c2_pid}")).exists());
@@ -227,16 +233,18 @@ async fn leftovers_of_a_killed_daemon_are_removed_and_replace_keeps_one_containe
     let _ = tokio::time::timeout(Duration::from_secs(10), c2.wait())
         .await
         .expect("podman run ends when its container is removed");
+    })
 }
 
-#[tokio::test]
-async fn published_port_answers_on_loopback_for_health_probes() {
+#[test]
+fn published_port_answers_on_loopback_for_health_probes() {
+    rt().block_on(async {
     let img = busybox();
     let port = port();
     let f = fixture(&format!(
         "image = \"{img}\"\ncommand = [\"/bin/httpd\", \"-f\", \"-p\", \"127.0.0.1:{port}\", \"-h\", \"/www\"]\nport = {port}"
     ));
-    let mut c = start(&f, &BTreeMap::new()).await;
+    let mut c = start(&f, &BTreeMap::new(), &LogSink::quiet("web")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -254,4 +262,5 @@ async fn published_port_answers_on_loopback_for_health_probes() {
     c.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5))
         .await;
     assert!(stack_containers(&f.stack).is_empty());
+    })
 }

@@ -177,3 +177,16 @@ pub fn port() -> u16 {
     }
     panic!("no free port in 24000-24999");
 }
+
+/// One runtime for every test in a binary: the daemon's child reaper is a task on the
+/// first runtime that spawns a unit, so per-test runtimes would strand it.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}

@@ -44,10 +44,11 @@ pub mod image;
 pub mod lifecycle;
 
 pub use args::{container_name, run_argv, valid_stack_name, RunArgs, LABEL_STACK, LABEL_UNIT};
-pub use child::{Container, ContainerStart};
+pub use child::PodmanChild;
 pub use command::podman_bin;
 
 use crate::plan::Plan;
+use crate::runtime::{RuntimeError, SpawnCtx};
 use std::path::PathBuf;
 
 /// Errors of the podman runtime; each says what to fix.
@@ -63,15 +64,15 @@ pub enum PodmanError {
     },
     #[error("cannot read the output of `{command}`: {reason}")]
     Parse { command: String, reason: String },
-    #[error("unit {unit}: image {image} is not in podman's local storage and is never pulled; load it with `prometheus-stack bundle import FILE` (made with `prometheus-stack bundle create OUT.tar` on a machine that has it)")]
+    #[error("image {image} is not in podman's local storage and is never pulled; load it with `prometheus-stack bundle import FILE` (made with `prometheus-stack bundle create OUT.tar` on a machine that has it)")]
     ImageMissing { unit: String, image: String },
     #[error("unit {unit} does not have runtime = \"podman\"")]
     NotPodman { unit: String },
     #[error("stack.name {name:?} cannot name containers: use letters, digits, '-' and '_'")]
     BadStackName { name: String },
-    #[error("unit {unit}: unknown {what} (create it, or fix the unit's user/group)")]
+    #[error("unknown {what} (create it, or fix the unit's user/group)")]
     UnknownUser { unit: String, what: String },
-    #[error("unit {unit}: volume host path {path} does not exist (fix {key}, or use a name to get a folder under DATA_DIR/volumes)")]
+    #[error("volume host path {path} does not exist (fix {key}, or use a name to get a folder under DATA_DIR/volumes)")]
     VolumeMissing {
         unit: String,
         key: String,
@@ -89,8 +90,30 @@ pub fn state_dir(plan: &Plan) -> PathBuf {
     plan.stack.runtime_dir.join("podman")
 }
 
+/// Starts a podman unit: its container runs attached, its output goes to the unit's log.
+pub async fn spawn(ctx: SpawnCtx<'_>) -> Result<PodmanChild, RuntimeError> {
+    PodmanChild::start(ctx.plan, ctx.unit, ctx.env, ctx.log.clone())
+        .await
+        .map_err(|e| RuntimeError::Other {
+            unit: ctx.unit.name.clone(),
+            message: e.to_string(),
+        })
+}
+
 /// At daemon start: removes every container (and podman secret) labelled with this
-/// stack; no unit runs yet, so none of them is owned.
-pub async fn remove_leftovers(plan: &Plan) -> Result<(), PodmanError> {
-    lifecycle::remove_stack_leftovers(plan, &[]).await
+/// stack; no unit runs yet, so none of them is owned. Without podman installed and no
+/// podman unit in the plan there is nothing to do.
+pub async fn remove_leftovers(plan: &Plan) -> Result<(), RuntimeError> {
+    let uses_podman = plan
+        .units
+        .iter()
+        .any(|u| matches!(u.runtime, crate::plan::Runtime::Podman(_)));
+    match lifecycle::remove_stack_leftovers(plan, &[]).await {
+        Err(PodmanError::NotInstalled { .. }) if !uses_podman => Ok(()),
+        Err(e) => Err(RuntimeError::Other {
+            unit: "(podman leftovers)".into(),
+            message: e.to_string(),
+        }),
+        Ok(()) => Ok(()),
+    }
 }
