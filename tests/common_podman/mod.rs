@@ -190,3 +190,112 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
             .expect("tokio runtime")
     })
 }
+
+/// The real daemon binary running one config, stopped (SIGTERM) on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub config: std::path::PathBuf,
+    pub stack: String,
+}
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_prometheus-stack");
+
+impl Daemon {
+    /// Starts `prometheus-stack run --config CONFIG`, output to `log`.
+    pub fn start(config: &Path, stack: &str, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("daemon starts");
+        Daemon {
+            child,
+            config: config.to_path_buf(),
+            stack: stack.to_string(),
+        }
+    }
+
+    /// Runs a client command against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `status --json`, or None while the socket does not answer.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let o = self.cli(&["status", "--json"]);
+        if !o.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&o.stdout).ok()
+    }
+
+    /// One unit's status object.
+    pub fn unit(&self, name: &str) -> Option<serde_json::Value> {
+        self.status()?["units"]
+            .as_array()?
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+    }
+
+    /// Waits until `pred` holds for the unit's status; panics with the last one.
+    pub fn wait_unit(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: std::time::Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(u) = self.unit(name) {
+                if pred(&u) {
+                    return u;
+                }
+                last = Some(u);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("unit {name} never {what}; last status {last:?}");
+    }
+
+    /// SIGKILL, as an OOM kill or crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (bounded).
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        cleanup_stack(&self.stack);
+    }
+}
