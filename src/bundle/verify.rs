@@ -125,3 +125,102 @@ pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verifi
     }
     Ok(Verified { manifest, entries })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::manifest::{Content, FileEntry};
+    use sha2::{Digest, Sha256};
+
+    fn entry(path: &str, data: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            sha256: hex::encode(Sha256::digest(data)),
+            size: data.len() as u64,
+            content: Content::Artifact {
+                target: format!("/opt/{path}").into(),
+                mode: 0o644,
+            },
+        }
+    }
+
+    /// Writes a bundle with `data` entries and a manifest listing `listed`.
+    fn bundle(
+        data: &[(&str, &[u8])],
+        listed: Vec<FileEntry>,
+        format: u32,
+    ) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(f.reopen().unwrap());
+        for (p, d) in data {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, p, *d).unwrap();
+        }
+        let m = serde_json::to_vec(&Manifest {
+            format,
+            created_by: "t".into(),
+            stack: "s".into(),
+            files: listed,
+        })
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(m.len() as u64);
+        b.append_data(&mut h, MANIFEST, m.as_slice()).unwrap();
+        b.finish().unwrap();
+        f
+    }
+
+    #[test]
+    fn good_bundle_verifies_with_offsets() {
+        let f = bundle(
+            &[("a", b"alpha"), ("b", b"beta")],
+            vec![entry("a", b"alpha"), entry("b", b"beta")],
+            FORMAT,
+        );
+        let v = verify(f.path(), |_, _| {}).unwrap();
+        let loc = v.entries["b"];
+        let all = std::fs::read(f.path()).unwrap();
+        assert_eq!(
+            &all[loc.offset as usize..(loc.offset + loc.size) as usize],
+            b"beta"
+        );
+    }
+
+    #[test]
+    fn every_mismatch_is_named() {
+        let mut wrong = entry("a", b"alpha");
+        wrong.sha256 = hex::encode(Sha256::digest(b"other"));
+        let f = bundle(
+            &[("a", b"alpha"), ("extra", b"x")],
+            vec![wrong, entry("gone", b"g")],
+            FORMAT,
+        );
+        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("a: sha256"), "{e}");
+        assert!(
+            e.contains("gone: listed in the manifest but missing"),
+            "{e}"
+        );
+        assert!(e.contains("extra: not listed"), "{e}");
+    }
+
+    #[test]
+    fn no_manifest_and_unknown_format_are_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(f.reopen().unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        b.append_data(&mut h, "a", &b"x"[..]).unwrap();
+        b.finish().unwrap();
+        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        assert!(
+            e.contains("no manifest.json") && e.contains("after a"),
+            "{e}"
+        );
+        let f = bundle(&[], vec![], 99);
+        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("format 99"), "{e}");
+    }
+}

@@ -51,7 +51,6 @@ impl PodmanChild {
                 name: stack.name.clone(),
             });
         }
-        image::require(&unit.name, &spec.image).await?;
         let user = resolve_user(unit)?;
         prepare_volumes(plan, unit, spec, user)?;
 
@@ -112,6 +111,15 @@ impl PodmanChild {
         // podman has read the env file once the container process exists.
         if has_file {
             let _ = std::fs::remove_file(&env_file);
+        }
+        // The image is checked only when podman failed: a `podman image exists` before
+        // every start would cost ~30 ms of each start-to-healthy. `--pull=never` makes a
+        // missing image a podman error (exit 125), turned here into the operator's fix.
+        if exit.as_ref().is_some_and(|e| e.code == Some(125)) {
+            if let Err(e) = image::require(&unit.name, &spec.image).await {
+                env::remove_secrets(&secrets).await;
+                return Err(e);
+            }
         }
         let mut child = PodmanChild {
             unit: unit.name.clone(),
@@ -268,7 +276,7 @@ async fn wait_for_pidfile(
                 }
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(20));
+            delay = (delay * 2).min(Duration::from_millis(5));
         }
         None
     };
