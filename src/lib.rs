@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod gpu;
+pub mod metrics;
 pub mod plan;
 pub mod secrets;
 pub mod stack;

@@ -1,0 +1,101 @@
+//! Helpers for the GPU tests: build the fake libnvidia-ml.so.1 and script what it reports.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fake NVML library in its own temp dir, answering from `script`.
+pub struct FakeNvml {
+    pub dir: tempfile::TempDir,
+    /// `DIR/libnvidia-ml.so.1`.
+    pub lib: PathBuf,
+    /// The script file (also compiled in as the default, so no env var is needed in-process).
+    pub script: PathBuf,
+    /// Call log (`log` line), one "FUNCTION THREAD" per call.
+    pub log: PathBuf,
+}
+
+pub const GIB: u64 = 1 << 30;
+pub const MIB: u64 = 1 << 20;
+
+impl FakeNvml {
+    /// Compiles tests/gpu/fake_nvml.c with gcc; fails the test with a hint when gcc is absent.
+    pub fn build() -> FakeNvml {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lib = dir.path().join("libnvidia-ml.so.1");
+        let script = dir.path().join("nvml-script");
+        let log = dir.path().join("nvml-calls.log");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gpu/fake_nvml.c");
+        let out = Command::new("gcc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&lib)
+            .arg(format!(
+                "-DFAKE_NVML_DEFAULT_SCRIPT=\"{}\"",
+                script.display()
+            ))
+            .arg(&src)
+            .arg("-lpthread")
+            .output()
+            .expect("gcc not found: install it (tests/setup.sh installs build-essential)");
+        assert!(
+            out.status.success(),
+            "building the fake NVML failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let f = FakeNvml {
+            dir,
+            lib,
+            script,
+            log,
+        };
+        f.write("");
+        f
+    }
+
+    /// Replaces the script (atomically, so the library never reads half a file).
+    pub fn write(&self, body: &str) {
+        let tmp = self.script.with_extension("tmp");
+        std::fs::write(&tmp, format!("log {}\n{body}", self.log.display())).unwrap();
+        std::fs::rename(&tmp, &self.script).unwrap();
+    }
+
+    /// The calls logged so far.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (f, t) = l.split_once(' ')?;
+                Some((f.to_string(), t.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// A `gpu` script line.
+pub fn gpu_line(uuid: &str, total: u64, used: u64, name: &str) -> String {
+    format!(
+        "gpu {uuid} {total} {used} {} {} 37 12 51 123456 {name}\n",
+        total - used,
+        256 * MIB
+    )
+}
+
+/// A `proc` script line.
+pub fn proc_line(gpu: usize, pid: u32, bytes: u64) -> String {
+    format!("proc {gpu} {pid} {bytes}\n")
+}
+
+/// Waits up to `secs` for `f` to return Some.
+pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
