@@ -46,13 +46,13 @@ fn start(
     restarter: Arc<Recorded>,
 ) -> GpuMonitor {
     let lib = fake.lib.clone();
-    GpuMonitor::start_with(
+    let m = GpuMonitor::start_with(
         &plan(100),
         policies,
-        Arc::new(units),
-        restarter,
         Box::new(move || NvmlSource::open_path(&lib).map(|s| Box::new(s) as Box<dyn GpuSource>)),
-    )
+    );
+    m.connect(Arc::new(units), restarter);
+    m
 }
 
 async fn wait_snap(
@@ -369,9 +369,11 @@ async fn missing_library_gives_one_line_and_no_gpu_series() {
     let m = GpuMonitor::start_with(
         &plan(100),
         HashMap::new(),
+        Box::new(move || NvmlSource::open_path(&lib).map(|s| Box::new(s) as Box<dyn GpuSource>)),
+    );
+    m.connect(
         Arc::new(Vec::<UnitProc>::new()),
         Arc::new(Recorded::default()),
-        Box::new(move || NvmlSource::open_path(&lib).map(|s| Box::new(s) as Box<dyn GpuSource>)),
     );
     let s = wait_snap(&m, "unavailable", |s| {
         matches!(s.availability, Availability::Unavailable(_))

@@ -2,6 +2,7 @@
 //! client of the daemon's control socket.
 
 mod check;
+pub mod gpu;
 mod not_built;
 
 use clap::{Parser, Subcommand};

@@ -1,8 +1,15 @@
 //! GPU watch: NVML readings per card and per unit, and the per-unit memory policies.
 //!
 //! `GpuMonitor::start` spawns the poller thread (NVML never runs on the async runtime),
-//! hands out a watch of `GpuSnapshot`, a start gate for `gpu.min_free`, and runs the
-//! `gpu.max_used` watchdog as a tokio task that restarts units through a `Restarter`.
+//! hands out a watch of `GpuSnapshot` and a start gate for `gpu.min_free`; `connect` gives
+//! it the units (for attribution) and runs the `gpu.max_used` watchdog as a tokio task
+//! that restarts units through a `Restarter`. Wiring in the daemon:
+//!
+//! ```ignore
+//! let gpu = GpuMonitor::start(&plan);
+//! let handle = Supervisor::start(plan.clone(), secrets, vec![gpu.gate()]);
+//! gpu.connect_supervisor(&handle);
+//! ```
 
 pub mod attribution;
 pub mod nvml;
@@ -46,9 +53,15 @@ pub trait Restarter: Send + Sync + 'static {
 pub(crate) struct Shared {
     policies: Mutex<HashMap<String, GpuPolicy>>,
     restarts: Mutex<BTreeMap<String, u64>>,
+    /// Set by `connect`: until then no process is attributed.
+    units: Mutex<Option<Arc<dyn UnitPids>>>,
 }
 
 impl Shared {
+    fn unit_pids(&self) -> Vec<UnitProc> {
+        let units = self.units.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        units.map(|u| u.unit_pids()).unwrap_or_default()
+    }
     fn policies(&self) -> HashMap<String, GpuPolicy> {
         self.policies
             .lock()
@@ -83,36 +96,37 @@ pub struct GpuMonitor {
     gate: Arc<GpuGate>,
     // Dropping the sender ends the poller thread's wait.
     _stop: Option<std::sync::mpsc::Sender<()>>,
-    watchdog: Option<tokio::task::JoinHandle<()>>,
+    watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for GpuMonitor {
     fn drop(&mut self) {
-        if let Some(w) = self.watchdog.take() {
+        if let Some(w) = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             w.abort();
         }
     }
 }
 
 impl GpuMonitor {
-    /// Starts the watch with NVML from the system (`libnvidia-ml.so.1`). Must run inside a
-    /// tokio runtime (the watchdog is a task). `[gpu].enabled = "off"` starts nothing.
-    pub fn start(plan: &Plan, units: Arc<dyn UnitPids>, restarter: Arc<dyn Restarter>) -> Self {
+    /// Starts the poller with NVML from the system (`libnvidia-ml.so.1`); `[gpu].enabled =
+    /// "off"` starts nothing. Hand `gate()` to the supervisor, then call `connect`.
+    pub fn start(plan: &Plan) -> Self {
         Self::start_with(
             &plan.gpu,
             policies_of(plan),
-            units,
-            restarter,
             Box::new(|| NvmlSource::open().map(|s| Box::new(s) as Box<dyn GpuSource>)),
         )
     }
 
-    /// Starts the watch on any GPU source (tests: NVML loaded from a given path).
+    /// Starts the poller on any GPU source (tests: NVML loaded from a given path).
     pub fn start_with(
         gpu: &GpuPlan,
         policies: HashMap<String, GpuPolicy>,
-        units: Arc<dyn UnitPids>,
-        restarter: Arc<dyn Restarter>,
         open: OpenSource,
     ) -> Self {
         let shared = Arc::new(Shared::default());
@@ -136,7 +150,7 @@ impl GpuMonitor {
                 shared,
                 gate,
                 _stop: None,
-                watchdog: None,
+                watchdog: Mutex::new(None),
             };
         }
         let (stop_tx, stop_rx) = std::sync::mpsc::channel();
@@ -144,7 +158,6 @@ impl GpuMonitor {
             interval: gpu.interval,
             alert_percent: gpu.alert_used_percent,
             enabled: gpu.enabled,
-            units,
             shared: shared.clone(),
             tx: tx.clone(),
         };
@@ -156,13 +169,35 @@ impl GpuMonitor {
                 format!("cannot start the poller thread: {e}"),
             )));
         }
-        let watchdog = tokio::spawn(run_watchdog(rx, tx.clone(), shared.clone(), restarter));
         GpuMonitor {
             tx,
             shared,
             gate,
             _stop: Some(stop_tx),
-            watchdog: Some(watchdog),
+            watchdog: Mutex::new(None),
+        }
+    }
+
+    /// Gives the monitor the units to attribute processes to and the way to restart them,
+    /// and starts the `max_used` watchdog. Must run inside a tokio runtime.
+    pub fn connect(&self, units: Arc<dyn UnitPids>, restarter: Arc<dyn Restarter>) {
+        *self.shared.units.lock().unwrap_or_else(|e| e.into_inner()) = Some(units);
+        if self.tx.borrow().availability == Availability::Disabled {
+            return;
+        }
+        let task = tokio::spawn(run_watchdog(
+            self.tx.subscribe(),
+            self.tx.clone(),
+            self.shared.clone(),
+            restarter,
+        ));
+        if let Some(old) = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
         }
     }
 

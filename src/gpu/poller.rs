@@ -2,7 +2,7 @@
 //! driver) that reads every GPU each `[gpu].interval`, attributes processes to units and
 //! publishes a `GpuSnapshot` on a watch channel.
 
-use super::attribution::{Attributor, UnitPids};
+use super::attribution::Attributor;
 use super::nvml::{GpuSource, SourceReading};
 use super::policy::used_alerts;
 use super::snapshot::{Availability, GpuSnapshot, UnitGpu};
@@ -22,7 +22,6 @@ pub(crate) struct Poller {
     pub interval: Duration,
     pub alert_percent: u8,
     pub enabled: GpuEnabled,
-    pub units: Arc<dyn UnitPids>,
     pub shared: Arc<Shared>,
     pub tx: Arc<watch::Sender<GpuSnapshot>>,
 }
@@ -89,7 +88,7 @@ impl Poller {
         known: &mut BTreeMap<String, String>,
     ) -> GpuSnapshot {
         let SourceReading { mut gpus, problems } = reading;
-        let units = self.units.unit_pids();
+        let units = self.shared.unit_pids();
         let pids: Vec<u32> = gpus
             .iter()
             .flat_map(|g| g.processes.iter().map(|p| p.pid))

@@ -99,3 +99,64 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A busybox image for container attribution tests (`podman import` of static busybox);
+/// built once, serialized across test processes by a lock file.
+pub fn busybox_image() -> &'static str {
+    const NAME: &str = "localhost/pstest-gpu-busybox:1";
+    let podman_ok = Command::new("podman").arg("--version").output();
+    assert!(
+        matches!(podman_ok, Ok(ref o) if o.status.success()),
+        "podman is missing: run tests/setup.sh (CI installs it)"
+    );
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing: run tests/setup.sh (busybox-static)"
+    );
+    let lock = std::fs::File::create("/tmp/pstest-gpu-image.lock").unwrap();
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock");
+    let exists = Command::new("podman")
+        .args(["image", "exists", NAME])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if exists {
+        return NAME;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Command::new("podman")
+        .args(["import", "--quiet", "-", NAME])
+        .stdin(tar.stdout.unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    NAME
+}
+
+/// Children of `pid` (from /proc/PID/task/PID/children).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
