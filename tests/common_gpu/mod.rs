@@ -132,7 +132,7 @@ pub fn busybox_image() -> &'static str {
     for applet in ["sh", "sleep"] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(root.path())
         .args(["-c", "."])
@@ -141,9 +141,10 @@ pub fn busybox_image() -> &'static str {
         .unwrap();
     let out = Command::new("podman")
         .args(["import", "--quiet", "-", NAME])
-        .stdin(tar.stdout.unwrap())
+        .stdin(tar.stdout.take().unwrap())
         .output()
         .unwrap();
+    let _ = tar.wait();
     assert!(
         out.status.success(),
         "podman import: {}",
