@@ -5,8 +5,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod gpu;
 pub mod metrics;
 pub mod plan;
+pub mod runtime;
 pub mod secrets;
 pub mod stack;
+pub mod supervisor;
+pub mod systemd;
