@@ -1,7 +1,93 @@
 //! `prometheus-stack gpu [--json]`: GPU memory per card and per unit, from the daemon.
+//! Without a daemon it reads NVML itself (cards only: units need the daemon's pids).
 
-use crate::gpu::{human_bytes, Availability, GpuSnapshot};
+use super::units::{block_on, socket};
+use super::Ctx;
+use crate::control::{Client, ClientError};
+use crate::gpu::{human_bytes, Availability, GpuSnapshot, GpuSource, NvmlSource};
 use std::fmt::Write;
+use std::process::ExitCode;
+
+/// `gpu [--json]`.
+pub fn gpu(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(socket(ctx)?);
+    let snap = match block_on(client.get_json("/v1/gpu"))? {
+        Ok(v) => serde_json::from_value::<GpuSnapshot>(v).map_err(|e| {
+            anyhow::anyhow!("the daemon's /v1/gpu answer is not a GPU snapshot: {e}")
+        })?,
+        Err(e @ ClientError::NoDaemon(_)) => {
+            eprintln!("{e}\nreading the GPUs directly: no per-unit figures without the daemon");
+            local_reading()
+        }
+        Err(e) => {
+            eprintln!("prometheus-stack: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snap)?);
+    } else {
+        print!("{}", render_table(&snap));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One NVML reading taken by this process.
+fn local_reading() -> GpuSnapshot {
+    let reading = NvmlSource::open().and_then(|mut s| s.read());
+    match reading {
+        Ok(r) => {
+            let mut s = GpuSnapshot {
+                availability: Availability::Available,
+                gpus: r.gpus,
+                warnings: r.problems,
+                ..Default::default()
+            };
+            for g in &s.gpus {
+                for e in &g.errors {
+                    s.warnings.push(format!("GPU {}: {e}", g.index));
+                }
+            }
+            s
+        }
+        Err(e) => GpuSnapshot::with_availability(Availability::Unavailable(e.to_string())),
+    }
+}
+
+/// Lines `status` prints under its table: each unit's GPU memory and the GPU warnings.
+pub fn status_footer(s: &GpuSnapshot) -> String {
+    let mut out = String::new();
+    if let Some(line) = s.unavailable_line() {
+        let _ = writeln!(out, "\n{line}");
+        return out;
+    }
+    if !s.is_available() {
+        return out;
+    }
+    let units: Vec<String> = s
+        .units
+        .iter()
+        .map(|u| match u.max_used {
+            Some(m) => format!(
+                "{} {} (max_used {})",
+                u.unit,
+                human_bytes(u.used_bytes),
+                human_bytes(m)
+            ),
+            None => format!("{} {}", u.unit, human_bytes(u.used_bytes)),
+        })
+        .collect();
+    out.push('\n');
+    if units.is_empty() {
+        out.push_str("GPU memory by unit: none\n");
+    } else {
+        let _ = writeln!(out, "GPU memory by unit: {}", units.join(", "));
+    }
+    for w in &s.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
 
 /// The table `prometheus-stack gpu` prints.
 pub fn render_table(s: &GpuSnapshot) -> String {

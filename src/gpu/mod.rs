@@ -16,6 +16,7 @@ pub mod nvml;
 pub mod policy;
 mod poller;
 pub mod snapshot;
+mod supervisor_link;
 
 pub use attribution::{UnitPids, UnitProc};
 pub use nvml::{GpuSource, NvmlSource, SourceReading};
@@ -55,7 +56,12 @@ pub(crate) struct Shared {
     restarts: Mutex<BTreeMap<String, u64>>,
     /// Set by `connect`: until then no process is attributed.
     units: Mutex<Option<Arc<dyn UnitPids>>>,
+    /// The plan in force, when connected to a supervisor (reloads change policies).
+    live_policies: Mutex<Option<PolicySource>>,
 }
+
+/// Gives the units' GPU policies of the plan in force.
+pub type PolicySource = Arc<dyn Fn() -> HashMap<String, GpuPolicy> + Send + Sync>;
 
 impl Shared {
     fn unit_pids(&self) -> Vec<UnitProc> {
@@ -82,7 +88,7 @@ impl Shared {
     }
 }
 
-fn policies_of(plan: &Plan) -> HashMap<String, GpuPolicy> {
+pub(crate) fn policies_of(plan: &Plan) -> HashMap<String, GpuPolicy> {
     plan.units
         .iter()
         .filter_map(|u| u.gpu.clone().map(|p| (u.name.clone(), p)))
@@ -140,7 +146,6 @@ impl GpuMonitor {
         let tx = Arc::new(tx);
         let gate = Arc::new(GpuGate {
             rx: rx.clone(),
-            shared: shared.clone(),
             waits: Mutex::new(MinFreeGate::default()),
         });
         if gpu.enabled == GpuEnabled::Off {
@@ -212,11 +217,16 @@ impl GpuMonitor {
     }
 
     /// The `gpu.min_free` start gate for the supervisor.
-    pub fn gate(&self) -> Arc<GpuGate> {
+    pub fn gate(&self) -> Arc<dyn crate::supervisor::StartGate> {
         self.gate.clone()
     }
 
-    /// Takes the units' GPU policies from a new plan (reload).
+    /// The gate as its own type (tests call `check` on it directly).
+    pub fn gpu_gate(&self) -> Arc<GpuGate> {
+        self.gate.clone()
+    }
+
+    /// Takes the units' GPU policies from a new plan (reload without a supervisor link).
     pub fn set_policies(&self, plan: &Plan) {
         *self
             .shared
@@ -224,12 +234,20 @@ impl GpuMonitor {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = policies_of(plan);
     }
+
+    /// Reads policies from `source` on every use from now on (the supervisor's plan in force).
+    pub fn follow_policies(&self, source: PolicySource) {
+        *self
+            .shared
+            .live_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
 }
 
 /// Holds units with `gpu.min_free` pending until a GPU has that much free.
 pub struct GpuGate {
     rx: watch::Receiver<GpuSnapshot>,
-    shared: Arc<Shared>,
     waits: Mutex<MinFreeGate>,
 }
 
@@ -237,13 +255,10 @@ impl GpuGate {
     /// Decides whether `unit` may start now (polled about once a second while pending).
     pub fn check(&self, unit: &Unit) -> Gate {
         let snap = self.rx.borrow().clone();
-        // The live policy wins over the unit's copy so a reload takes effect at once.
-        let live = self.shared.policies().get(&unit.name).cloned();
-        let policy = live.or_else(|| unit.gpu.clone());
         self.waits.lock().unwrap_or_else(|e| e.into_inner()).decide(
             &snap,
             &unit.name,
-            policy.as_ref(),
+            unit.gpu.as_ref(),
             Instant::now(),
         )
     }

@@ -7,16 +7,7 @@ use crate::plan::GpuPolicy;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// What a start gate answers for a pending unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    /// Start now.
-    Open,
-    /// Keep the unit pending; the text is its status reason.
-    Wait(String),
-    /// Give up: the unit becomes failed with this reason.
-    Fail(String),
-}
+pub use crate::supervisor::Gate;
 
 /// `min_free` against one snapshot: Ok when some GPU has `need` bytes free, else the
 /// reason the unit waits ("waiting for GPU memory: need 8 GiB, free 3.1 GiB on GPU 0").

@@ -65,3 +65,19 @@ impl Metrics {
         out
     }
 }
+
+/// The daemon's metrics: units from the supervisor, GPUs from the monitor (the proxy adds
+/// its counters with `add`).
+pub fn for_daemon(
+    handle: &crate::supervisor::Handle,
+    gpu: &crate::gpu::GpuMonitor,
+    alert_used_percent: u8,
+) -> Metrics {
+    let m = Metrics::new();
+    m.add(Arc::new(UnitMetrics(handle.clone())));
+    m.add(Arc::new(GpuMetrics::new(
+        gpu.subscribe(),
+        alert_used_percent,
+    )));
+    m
+}

@@ -94,3 +94,31 @@ impl<R: UnitRows> MetricSource for UnitMetrics<R> {
         );
     }
 }
+
+impl UnitRows for crate::supervisor::Handle {
+    fn unit_rows(&self) -> Vec<UnitRow> {
+        let now = crate::supervisor::state::now();
+        self.snapshot()
+            .units
+            .iter()
+            .map(|u| {
+                let state = u.state.as_str();
+                let up = matches!(state, "running" | "healthy");
+                UnitRow {
+                    name: u.name.clone(),
+                    state: state.to_string(),
+                    restarts: u.restarts,
+                    uptime: u
+                        .started_at
+                        .filter(|_| up)
+                        .map(|t| Duration::from_secs_f64((now - t).max(0.0))),
+                    healthy: match u.health.as_deref() {
+                        Some("healthy") => Some(true),
+                        Some("unhealthy") => Some(false),
+                        _ => None,
+                    },
+                }
+            })
+            .collect()
+    }
+}
