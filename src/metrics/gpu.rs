@@ -54,34 +54,34 @@ impl MetricSource for GpuMetrics {
         let fb_total = fam(
             registry,
             "DCGM_FI_DEV_FB_TOTAL",
-            "Framebuffer memory total (in MiB).",
+            "Framebuffer memory total (in MiB)",
         );
         let fb_used = fam(
             registry,
             "DCGM_FI_DEV_FB_USED",
-            "Framebuffer memory used (in MiB).",
+            "Framebuffer memory used (in MiB)",
         );
         let fb_free = fam(
             registry,
             "DCGM_FI_DEV_FB_FREE",
-            "Framebuffer memory free (in MiB).",
+            "Framebuffer memory free (in MiB)",
         );
         let fb_reserved = fam(
             registry,
             "DCGM_FI_DEV_FB_RESERVED",
-            "Framebuffer memory reserved (in MiB).",
+            "Framebuffer memory reserved (in MiB)",
         );
-        let util = fam(registry, "DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).");
+        let util = fam(registry, "DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)");
         let mem_util = fam(
             registry,
             "DCGM_FI_DEV_MEM_COPY_UTIL",
-            "Memory utilization (in %).",
+            "Memory utilization (in %)",
         );
-        let temp = fam(registry, "DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).");
+        let temp = fam(registry, "DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)");
         let power = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "DCGM_FI_DEV_POWER_USAGE",
-            "Power draw (in W).",
+            "Power draw (in W)",
             power.clone(),
         );
         let alert = fam(

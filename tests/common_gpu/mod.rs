@@ -161,3 +161,158 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .filter_map(|s| s.parse().ok())
         .collect()
 }
+
+/// The real daemon binary run with a config in a temp dir; SIGTERM on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    child: std::process::Child,
+}
+
+impl Daemon {
+    /// Starts `prometheus-stack run` with `body` appended to a [stack]/[control] header;
+    /// `fake` = Some puts the fake NVML on LD_LIBRARY_PATH, None leaves it out entirely.
+    pub fn start(body: &str, fake: Option<&FakeNvml>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let socket = d.join("control.sock");
+        let config = d.join("stack.toml");
+        let log = d.join("daemon.log");
+        std::fs::write(
+            &config,
+            format!(
+                "[stack]\nname = \"gputest\"\ndata_dir = \"{}\"\nruntime_dir = \"{}\"\n\n\
+                 [control]\nsocket = \"{}\"\n\n{body}",
+                d.join("data").display(),
+                d.join("run").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"));
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("FAKE_NVML_SCRIPT")
+            .env("PROMETHEUS_STACK_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(d.join("daemon.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(f) = fake {
+            cmd.env("LD_LIBRARY_PATH", f.dir.path())
+                .env("FAKE_NVML_SCRIPT", &f.script);
+        }
+        let child = cmd.spawn().expect("daemon binary runs");
+        let dmn = Daemon {
+            dir,
+            config,
+            socket,
+            log,
+            child,
+        };
+        if wait_for(20, || dmn.socket.exists().then_some(())).is_none() {
+            panic!("daemon opened no control socket; log:\n{}", dmn.log_text());
+        }
+        dmn
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap()
+    }
+
+    /// stdout of a CLI command that must succeed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `status --json` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["status", "--json"])).unwrap()
+    }
+
+    /// One unit's entry in `status --json`.
+    pub fn unit(&self, name: &str) -> serde_json::Value {
+        self.status()["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no unit {name}"))
+    }
+
+    /// `gpu --json` as JSON.
+    pub fn gpu(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["gpu", "--json"])).unwrap()
+    }
+
+    /// GET on the control socket (curl --unix-socket: a real HTTP client).
+    pub fn control_get(&self, path: &str) -> String {
+        let o = Command::new("curl")
+            .args(["-fsS", "--unix-socket"])
+            .arg(&self.socket)
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .expect("curl is installed (tests/setup.sh)");
+        assert!(
+            o.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET http://ADDR/PATH with curl.
+pub fn http_get(url: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-fsS", url])
+        .output()
+        .expect("curl is installed (tests/setup.sh)");
+    assert!(
+        o.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
