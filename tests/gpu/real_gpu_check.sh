@@ -92,7 +92,8 @@ PS() { "$PSTACK_BIN" --config "$WORK/stack.toml" "$@"; }
 
 echo "== binary: $PSTACK_BIN"
 PS check
-PS run >"$WORK/daemon.log" 2>&1 &
+# The binary itself in the background (not the PS function: $! would be a subshell).
+"$PSTACK_BIN" --config "$WORK/stack.toml" run >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do [[ -S "$WORK/control.sock" ]] && break; sleep 0.2; done
 [[ -S "$WORK/control.sock" ]] || { echo "FAIL: daemon did not open its control socket"; exit 1; }
@@ -100,6 +101,7 @@ for _ in $(seq 100); do [[ -S "$WORK/control.sock" ]] && break; sleep 0.2; done
 # Wait until the allocation shows up attributed to its unit (CUDA init can take seconds).
 attributed=0
 for _ in $(seq 60); do
+    if PS status --json | grep -q '"state": *"failed"'; then break; fi
     if PS gpu --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
