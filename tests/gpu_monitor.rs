@@ -263,7 +263,7 @@ async fn min_free_holds_the_unit_until_memory_is_free_then_opens() {
         vec![],
         Arc::default(),
     );
-    let gate = m.gate();
+    let gate = m.gpu_gate();
     wait_snap(&m, "first reading", |s| s.is_available()).await;
     assert_eq!(
         gate.check(&unit),
@@ -291,7 +291,7 @@ async fn min_free_fails_the_unit_after_wait_timeout() {
         wait_timeout: Duration::from_millis(600),
     });
     let m = start(&fake, HashMap::new(), vec![], Arc::default());
-    let gate = m.gate();
+    let gate = m.gpu_gate();
     wait_snap(&m, "first reading", |s| s.is_available()).await;
     assert!(matches!(gate.check(&unit), Gate::Wait(_)));
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -393,7 +393,7 @@ async fn missing_library_gives_one_line_and_no_gpu_series() {
         grace: Duration::from_secs(1),
         wait_timeout: Duration::from_secs(1),
     });
-    assert_eq!(m.gate().check(&unit), Gate::Open);
+    assert_eq!(m.gpu_gate().check(&unit), Gate::Open);
     let metrics = Metrics::new();
     metrics.add(Arc::new(GpuMetrics::new(m.subscribe(), 90)));
     let text = metrics.render();
@@ -500,4 +500,40 @@ fn nvml_runs_on_its_own_thread_and_a_slow_driver_never_stalls_the_runtime() {
         calls.iter().all(|(_, t)| t == "gpu-poller"),
         "NVML called off the poller thread: {calls:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabled_off_never_loads_nvml_and_holds_nothing() {
+    let fake = FakeNvml::build();
+    fake.write(&gpu_line("GPU-aaaa-0001", 80 * GIB, 79 * GIB, "Fake"));
+    let mut p = plan(100);
+    p.enabled = GpuEnabled::Off;
+    let m = GpuMonitor::start_with(
+        &p,
+        HashMap::new(),
+        Box::new(|| panic!("NVML opened although [gpu].enabled = \"off\"")),
+    );
+    m.connect(
+        Arc::new(Vec::<UnitProc>::new()),
+        Arc::new(Recorded::default()),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.snapshot().availability, Availability::Disabled);
+    let mut unit = unit_named("ollama");
+    unit.gpu = Some(GpuPolicy {
+        min_free: Some(8 * GIB),
+        max_used: None,
+        grace: Duration::from_secs(1),
+        wait_timeout: Duration::from_secs(1),
+    });
+    assert_eq!(m.gpu_gate().check(&unit), Gate::Open);
+    let metrics = Metrics::new();
+    metrics.add(Arc::new(GpuMetrics::new(m.subscribe(), 90)));
+    let text = metrics.render();
+    assert!(
+        text.contains("prometheus_stack_gpu_monitoring_available 0"),
+        "{text}"
+    );
+    assert!(!text.contains("DCGM_"), "{text}");
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
 }
