@@ -9,24 +9,45 @@ use std::time::{Duration, Instant};
 
 pub use crate::supervisor::Gate;
 
-/// `min_free` against one snapshot: Ok when some GPU has `need` bytes free, else the
-/// reason the unit waits ("waiting for GPU memory: need 8 GiB, free 3.1 GiB on GPU 0").
-pub fn min_free_check(snap: &GpuSnapshot, need: u64) -> Result<(), String> {
+/// How long memory stays promised to a unit the gate let through, unless its processes
+/// show that much in use sooner: model servers load weights for a while after start.
+const PROMISE_HOLD: Duration = Duration::from_secs(60);
+
+/// `min_free` against one snapshot: Ok when some GPU has `need` bytes free beyond
+/// `promised` (memory granted to units still loading), else the reason the unit waits
+/// ("waiting for GPU memory: need 8 GiB, free 3.1 GiB on GPU 0").
+pub fn min_free_check(
+    snap: &GpuSnapshot,
+    need: u64,
+    promised: &[(String, u64)],
+) -> Result<(), String> {
     match &snap.availability {
         // Monitoring off or broken must not hold units hostage; the one unavailable line
         // already tells the operator the check is not enforced.
         Availability::Disabled | Availability::Unavailable(_) => Ok(()),
         Availability::Starting => Err("waiting for GPU memory: no GPU reading yet".into()),
         Availability::Available => {
+            let held: u64 = promised.iter().map(|(_, b)| b).sum();
             let best = snap.gpus.iter().max_by_key(|g| g.memory_free);
             match best {
-                Some(g) if g.memory_free >= need => Ok(()),
-                Some(g) => Err(format!(
-                    "waiting for GPU memory: need {}, free {} on GPU {}",
-                    human_bytes(need),
-                    human_bytes(g.memory_free),
-                    g.index
-                )),
+                Some(g) if g.memory_free.saturating_sub(held) >= need => Ok(()),
+                Some(g) => {
+                    let mut reason = format!(
+                        "waiting for GPU memory: need {}, free {} on GPU {}",
+                        human_bytes(need),
+                        human_bytes(g.memory_free),
+                        g.index
+                    );
+                    if held > 0 {
+                        let names: Vec<&str> = promised.iter().map(|(u, _)| u.as_str()).collect();
+                        reason.push_str(&format!(
+                            " ({} promised to {}, still starting)",
+                            human_bytes(held),
+                            names.join(", ")
+                        ));
+                    }
+                    Err(reason)
+                }
                 None => Err(format!(
                     "waiting for GPU memory: need {}, no GPU readable",
                     human_bytes(need)
@@ -36,11 +57,15 @@ pub fn min_free_check(snap: &GpuSnapshot, need: u64) -> Result<(), String> {
     }
 }
 
-/// Tracks how long each unit has waited at the `min_free` gate.
+/// Tracks how long each unit has waited at the `min_free` gate, and the memory promised
+/// to units it let through, so two units that each fit do not both start into a card
+/// that holds only one of them.
 #[derive(Debug, Default)]
 pub struct MinFreeGate {
     /// unit → (first Wait, last poll).
     waits: HashMap<String, (Instant, Instant)>,
+    /// unit → (bytes promised, when).
+    promised: HashMap<String, (u64, Instant)>,
 }
 
 impl MinFreeGate {
@@ -60,9 +85,23 @@ impl MinFreeGate {
             }) => (*need, *wait_timeout),
             _ => return Gate::Open,
         };
-        match min_free_check(snap, need) {
+        // A promise ends once the unit's processes hold the memory themselves (then the
+        // reading counts it as used) or after PROMISE_HOLD.
+        self.promised.retain(|u, (bytes, at)| {
+            now.duration_since(*at) < PROMISE_HOLD && snap.unit_used(u).unwrap_or(0) < *bytes
+        });
+        let others: Vec<(String, u64)> = self
+            .promised
+            .iter()
+            .filter(|(u, _)| u.as_str() != unit)
+            .map(|(u, (bytes, _))| (u.clone(), bytes - snap.unit_used(u).unwrap_or(0)))
+            .collect();
+        match min_free_check(snap, need, &others) {
             Ok(()) => {
                 self.waits.remove(unit);
+                if snap.is_available() {
+                    self.promised.insert(unit.to_string(), (need, now));
+                }
                 Gate::Open
             }
             Err(reason) => {
@@ -229,6 +268,39 @@ mod tests {
             matches!(&d, Gate::Fail(r) if r.contains("after 20s")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn two_units_that_each_fit_do_not_both_start_into_one_card() {
+        let mut g = MinFreeGate::default();
+        let p = policy(8 << 30, 600);
+        let t = Instant::now();
+        let s = snap(10 << 30);
+        assert_eq!(g.decide(&s, "a", Some(&p), t), Gate::Open);
+        assert_eq!(
+            g.decide(&s, "b", Some(&p), t),
+            Gate::Wait(
+                "waiting for GPU memory: need 8 GiB, free 10 GiB on GPU 0 \
+                 (8 GiB promised to a, still starting)"
+                    .into()
+            )
+        );
+        // Once a's processes hold their memory, the reading itself shows less free.
+        let mut loaded = snap(2 << 30);
+        loaded.units.push(UnitGpu {
+            unit: "a".into(),
+            used_bytes: 8 << 30,
+            per_gpu: vec![(0, 8 << 30)],
+            pids: vec![1],
+            max_used: None,
+            min_free: Some(8 << 30),
+            policy_restarts: 0,
+        });
+        assert!(
+            matches!(g.decide(&loaded, "b", Some(&p), t), Gate::Wait(r) if !r.contains("promised"))
+        );
+        // A promise lapses after PROMISE_HOLD even if the unit never allocated.
+        assert_eq!(g.decide(&s, "b", Some(&p), t + PROMISE_HOLD), Gate::Open);
     }
 
     #[test]
