@@ -8,7 +8,7 @@ use super::policy::used_alerts;
 use super::snapshot::{Availability, GpuSnapshot, UnitGpu};
 use super::{GpuError, Shared};
 use crate::config::model::GpuEnabled;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,9 +53,11 @@ impl Poller {
         // uuid → "GPU i (name, uuid)", for reporting cards that disappear.
         let mut known: BTreeMap<String, String> = BTreeMap::new();
         let mut was_failing = false;
+        let mut ever_ok = false;
         loop {
             let snap = match source.read() {
                 Ok(reading) => {
+                    ever_ok = true;
                     if was_failing {
                         tracing::info!("GPU monitoring available again");
                         was_failing = false;
@@ -64,7 +66,13 @@ impl Poller {
                 }
                 Err(e) => {
                     if !was_failing {
-                        tracing::warn!("GPU monitoring unavailable: {e}");
+                        // No GPU at all under "auto" is a fact, not a problem; losing
+                        // cards that were there, or missing them under "on", is.
+                        if ever_ok || self.enabled == GpuEnabled::On {
+                            tracing::warn!("GPU monitoring unavailable: {e}");
+                        } else {
+                            tracing::info!("GPU monitoring unavailable: {e}");
+                        }
                         was_failing = true;
                     }
                     GpuSnapshot {
@@ -136,17 +144,17 @@ impl Poller {
         }
 
         let mut warnings = Vec::new();
-        let present: HashMap<&str, ()> = gpus.iter().map(|g| (g.uuid.as_str(), ())).collect();
+        let present: HashSet<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
         for (uuid, label) in known.iter() {
-            if !present.contains_key(uuid.as_str()) {
+            if !present.contains(uuid.as_str()) {
                 warnings.push(format!("{label} disappeared: no longer reported by NVML"));
             }
         }
         for g in &gpus {
-            let label = format!("GPU {} ({}, {})", g.index, g.name, g.uuid);
-            if known.insert(g.uuid.clone(), label).is_none() && !known.is_empty() {
-                tracing::debug!("GPU {} found: {} {}", g.index, g.name, g.uuid);
-            }
+            known.insert(
+                g.uuid.clone(),
+                format!("GPU {} ({}, {})", g.index, g.name, g.uuid),
+            );
             for e in &g.errors {
                 warnings.push(format!("GPU {}: {e}", g.index));
             }
