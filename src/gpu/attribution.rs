@@ -32,12 +32,19 @@ impl UnitPids for Vec<UnitProc> {
 
 /// Parent pid of `pid` from `/proc/PID/stat` (None when the process is gone).
 pub fn parent_of(proc_root: &std::path::Path, pid: u32) -> Option<u32> {
+    stat_ids(proc_root, pid).map(|(ppid, _)| ppid)
+}
+
+/// (parent pid, process group) of `pid` from `/proc/PID/stat`.
+fn stat_ids(proc_root: &std::path::Path, pid: u32) -> Option<(u32, u32)> {
     let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
     // The command name is in parentheses and may itself contain ") ": parse after the last one.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let _state = fields.next()?;
-    fields.next()?.parse().ok()
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, pgrp))
 }
 
 /// Maps GPU pids to units; keeps the container init pids it looked up between passes.
@@ -105,6 +112,10 @@ impl Attributor {
 
     fn owner<'a>(&self, roots: &HashMap<u32, &'a str>, pid: u32) -> Option<&'a str> {
         let mut cur = pid;
+        // Each unit runs in its own process group led by its main pid: a process that
+        // double-forked away from its parents (reparented to us, the subreaper) still
+        // carries the group.
+        let group = stat_ids(&self.proc_root, pid).map(|(_, g)| g);
         // Bounded: a pid chain cannot be longer than the pid space, but /proc can change
         // under us, so never loop forever.
         for _ in 0..4096 {
@@ -113,10 +124,10 @@ impl Attributor {
             }
             match parent_of(&self.proc_root, cur) {
                 Some(p) if p > 1 && p != cur => cur = p,
-                _ => return None,
+                _ => break,
             }
         }
-        None
+        group.and_then(|g| roots.get(&g).copied())
     }
 
     fn container_pid(&mut self, u: &UnitProc) -> Option<u32> {
@@ -219,6 +230,26 @@ mod tests {
         assert!(!got.contains_key(&999_999_999));
         let _ = Command::new("kill").arg(sleep_pid.to_string()).status();
         let _ = sh.wait();
+    }
+
+    #[test]
+    fn a_process_reparented_away_is_found_by_its_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        // 50 was started by unit pid 40 (its group), then double-forked: parent is now 1.
+        for (pid, stat) in [("50", "50 (w) S 1 40 40 0"), ("40", "40 (sh) S 1 40 40 0")] {
+            std::fs::create_dir(dir.path().join(pid)).unwrap();
+            std::fs::write(dir.path().join(pid).join("stat"), stat).unwrap();
+        }
+        let units = vec![UnitProc {
+            name: "model".into(),
+            pid: Some(40),
+            container: None,
+        }];
+        let mut a = Attributor::new(dir.path(), "podman");
+        assert_eq!(
+            a.attribute(&units, &[50]).get(&50).map(String::as_str),
+            Some("model")
+        );
     }
 
     #[test]
