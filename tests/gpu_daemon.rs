@@ -41,22 +41,36 @@ command = ["sh", "-c", "sleep 600 & wait"]
 
 [services.other]
 command = ["sleep", "600"]
+
+# Its worker double-forks away: reparented to the daemon (a subreaper), not to the unit.
+[services.forker]
+command = ["sh", "-c", "(sleep 601 &); exec sleep 600"]
 "#,
         Some(&fake),
     );
     let (_, worker) = unit_and_child(&d, "model");
     let other = d.unit("other")["pid"].as_u64().unwrap() as u32;
+    let forker = d.unit("forker")["pid"].as_u64().unwrap() as u32;
+    let orphan = wait_for(10, || {
+        children_of(d.pid()).into_iter().find(|&c| {
+            std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+                .map(|c| c.contains("601"))
+                .unwrap_or(false)
+        })
+    })
+    .expect("the double-forked sleep is reparented to the daemon");
     let stray = std::process::id();
     fake.write(&format!(
-        "{}{}{}{}",
+        "{}{}{}{}{}",
         gpu_line("GPU-dddd-0001", 80 * GIB, 20 * GIB, "NVIDIA H100 80GB HBM3"),
         proc_line(0, worker, 12 * GIB),
         proc_line(0, other, GIB),
+        proc_line(0, orphan, 2 * GIB),
         proc_line(0, stray, GIB / 2)
     ));
     let g = wait_for(10, || {
         let g = d.gpu();
-        (g["units"].as_array()?.len() == 2).then_some(g)
+        (g["units"].as_array()?.len() == 3).then_some(g)
     })
     .unwrap_or_else(|| panic!("no attribution: {}", d.gpu()));
     assert_eq!(g["availability"]["state"], "available");
@@ -71,6 +85,15 @@ command = ["sleep", "600"]
         .unwrap();
     assert_eq!(model["used_bytes"], 12 * GIB);
     assert_eq!(model["pids"][0], worker);
+    let f = g["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == "forker")
+        .unwrap();
+    assert_eq!(f["used_bytes"], 2 * GIB);
+    assert_eq!(f["pids"][0], orphan);
+    assert_ne!(orphan, forker);
 
     let table = d.cli_ok(&["gpu"]);
     assert!(
@@ -89,7 +112,7 @@ command = ["sleep", "600"]
     );
     let status = d.cli_ok(&["status"]);
     assert!(
-        status.contains("GPU memory by unit: model 12 GiB, other 1 GiB"),
+        status.contains("GPU memory by unit: forker 2 GiB, model 12 GiB, other 1 GiB"),
         "{status}"
     );
 
