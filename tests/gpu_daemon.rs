@@ -308,3 +308,35 @@ gpu = { min_free = "8GiB", max_used = "1GiB", grace = "1s" }
         "{log}"
     );
 }
+
+#[test]
+fn gpu_without_a_daemon_reads_the_cards_directly() {
+    let fake = FakeNvml::build();
+    fake.write(&gpu_line(
+        "GPU-eeee-0001",
+        48 * GIB,
+        12 * GIB,
+        "NVIDIA L40S",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--socket")
+        .arg(dir.path().join("none.sock"))
+        .arg("gpu")
+        .env("LD_LIBRARY_PATH", fake.dir.path())
+        .env("FAKE_NVML_SCRIPT", &fake.script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("no per-unit figures without the daemon"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("NVIDIA L40S  12 GiB (25%)  48 GiB  36 GiB")
+            && stdout.contains("GPU-eeee-0001"),
+        "{stdout}"
+    );
+}
