@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod pki;
 pub mod plan;
+pub mod proxy;
 pub mod secrets;
 pub mod stack;

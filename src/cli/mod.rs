@@ -1,6 +1,7 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod ca;
 mod check;
 mod not_built;
 
@@ -130,6 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check::check(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
