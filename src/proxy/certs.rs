@@ -35,9 +35,9 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey
     };
     let chain = rustls_pemfile::certs(&mut read(cert)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| ProxyError::ReadFile {
+        .map_err(|e| ProxyError::BadPem {
             path: cert.to_path_buf(),
-            source,
+            reason: e.to_string(),
         })?;
     if chain.is_empty() {
         return Err(ProxyError::NoCertificate {
@@ -45,9 +45,9 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey
         });
     }
     let der = rustls_pemfile::private_key(&mut read(key)?)
-        .map_err(|source| ProxyError::ReadFile {
+        .map_err(|e| ProxyError::BadPem {
             path: key.to_path_buf(),
-            source,
+            reason: e.to_string(),
         })?
         .ok_or_else(|| ProxyError::NoPrivateKey {
             path: key.to_path_buf(),
@@ -94,8 +94,11 @@ struct CertMap {
 #[derive(Debug)]
 struct Loaded {
     src: CertSource,
-    /// Files as last looked at (good or broken), so a broken file is reported once.
+    /// Files as last loaded (good or broken), so a broken file is reported once.
     seen: Stamp,
+    /// A change seen on the last poll; loaded once it holds still for one more poll, so a
+    /// renewal that swaps cert and key one after the other is not caught half-done.
+    pending: Option<Stamp>,
     key: Option<Arc<CertifiedKey>>,
 }
 
@@ -115,6 +118,7 @@ impl CertStore {
             loaded.push(Loaded {
                 src: src.clone(),
                 seen: stamp(src),
+                pending: None,
                 key: Some(Arc::new(key)),
             });
         }
@@ -147,6 +151,7 @@ impl CertStore {
             next.push(Loaded {
                 src: src.clone(),
                 seen: stamp(src),
+                pending: None,
                 key,
             });
         }
@@ -161,8 +166,14 @@ impl CertStore {
         for l in loaded.iter_mut() {
             let now = stamp(&l.src);
             if now == l.seen {
+                l.pending = None;
                 continue;
             }
+            if l.pending.as_ref() != Some(&now) {
+                l.pending = Some(now);
+                continue;
+            }
+            l.pending = None;
             l.seen = now;
             match load_certified_key(&l.src.cert, &l.src.key) {
                 Ok(k) => {
@@ -194,7 +205,7 @@ impl CertStore {
                 }
             }
         }
-        map.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        map.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         self.map.store(Arc::new(map));
     }
 

@@ -18,6 +18,8 @@ pub enum ProxyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is not a valid PEM file: {reason}")]
+    BadPem { path: PathBuf, reason: String },
     #[error(
         "{path} holds no PEM certificate (expected a chain starting with the site certificate)"
     )]

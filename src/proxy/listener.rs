@@ -1,14 +1,14 @@
 //! Accepting connections: a connection limit (semaphore), a TLS handshake deadline,
-//! HTTP/1.1 + HTTP/2 through hyper-util's auto builder with abuse limits, and the
+//! HTTP/1.1 or HTTP/2 by ALPN with abuse limits, and the
 //! plain-HTTP redirect listener.
 
 use super::body::ResponseBody;
 use super::error::ProxyError;
 use super::redirect;
 use super::service::{self, ConnInfo, Shared};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,15 +48,33 @@ impl Stop {
     }
 }
 
-fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
+/// Drives a hyper connection until it ends or the proxy stops (then gracefully).
+macro_rules! serve_until_stop {
+    ($conn:expr, $stop:expr, $peer:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => log_conn_end($peer, r),
+            _ = $stop.wait() => {
+                conn.as_mut().graceful_shutdown();
+                log_conn_end($peer, conn.await);
+            }
+        }
+    }};
+}
+
+fn http1_builder(header_timeout: Duration) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES as usize + 8192)
+        .max_header_size(MAX_HEADER_BYTES as usize)
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
+    b
+}
+
+fn http2_builder() -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(MAX_HEADER_BYTES)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
@@ -128,23 +146,24 @@ async fn serve_tls_conn(
         peer,
         sni: tls.get_ref().1.server_name().map(str::to_ascii_lowercase),
     });
+    // ALPN decides the protocol (no sniffing): h2 or HTTP/1.1 with upgrades.
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let svc = service_fn(move |req| service::handle(shared.clone(), info.clone(), req));
-    let b = builder(header_timeout);
-    let conn = b.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => log_conn_end(peer, r),
-        _ = stop.wait() => {
-            conn.as_mut().graceful_shutdown();
-            log_conn_end(peer, conn.await);
-        }
+    let io = TokioIo::new(tls);
+    if h2 {
+        serve_until_stop!(http2_builder().serve_connection(io, svc), stop, peer);
+    } else {
+        serve_until_stop!(
+            http1_builder(header_timeout)
+                .serve_connection(io, svc)
+                .with_upgrades(),
+            stop,
+            peer
+        );
     }
 }
 
-fn log_conn_end(
-    peer: std::net::SocketAddr,
-    r: Result<(), Box<dyn std::error::Error + Send + Sync>>,
-) {
+fn log_conn_end(peer: std::net::SocketAddr, r: Result<(), hyper::Error>) {
     if let Err(e) = r {
         tracing::debug!(%peer, "proxy: connection ended: {e}");
     }
@@ -163,7 +182,7 @@ pub(crate) async fn serve_http_redirect(
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = stop.wait() => return,
         };
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -184,19 +203,8 @@ pub(crate) async fn serve_http_redirect(
                 let resp = redirect::to_https(&req, &state.routes, https_port);
                 async move { Ok::<hyper::Response<ResponseBody>, Infallible>(resp) }
             });
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_HEADER_BYTES as usize + 8192);
-            let conn = b.serve_connection(TokioIo::new(tcp), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.wait() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
+            let b = http1_builder(header_timeout);
+            serve_until_stop!(b.serve_connection(TokioIo::new(tcp), svc), stop, peer);
         });
     }
 }

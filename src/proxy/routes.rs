@@ -45,7 +45,7 @@ impl RouteTable {
         let mut t = RouteTable::default();
         for s in sites {
             let mut routes = s.routes.clone();
-            routes.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+            routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
             let site = Arc::new(SiteRoutes {
                 host: Arc::from(s.host.to_ascii_lowercase()),
                 routes,
@@ -59,7 +59,7 @@ impl RouteTable {
                 }
             }
         }
-        t.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        t.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         t
     }
 
