@@ -115,14 +115,12 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
-/// True when the TLS connection was made for another site than Host names.
+/// True when the TLS connection was made for another of our sites than Host names
+/// (a browser reusing a connection across sites must open a new one).
 fn misdirected(routes: &RouteTable, site: &Arc<SiteRoutes>, sni: Option<&str>) -> bool {
-    match sni {
+    match sni.and_then(|name| routes.site(name)) {
+        Some(s) => !Arc::ptr_eq(s, site),
         None => false,
-        Some(name) => match routes.site(name) {
-            Some(s) => !Arc::ptr_eq(s, site),
-            None => true,
-        },
     }
 }
 
