@@ -5,6 +5,7 @@
 //! leaves no stale series behind). Metric names: `README-metrics.md` next to this file.
 
 mod gpu;
+mod proxy;
 mod serve;
 mod units;
 
