@@ -489,8 +489,10 @@ fn nvml_runs_on_its_own_thread_and_a_slow_driver_never_stalls_the_runtime() {
         }
         // init + count + handle + memory … each takes 400 ms: several seconds of NVML.
         assert!(ticks > 100, "runtime ticked only {ticks} times");
+        // Any NVML call on the runtime would stall it for at least 400 ms; stay clear of
+        // scheduling jitter on a busy CI machine.
         assert!(
-            worst < Duration::from_millis(200),
+            worst < Duration::from_millis(350),
             "runtime stalled {worst:?}"
         );
     });
