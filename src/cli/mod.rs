@@ -2,7 +2,9 @@
 //! client of the daemon's control socket.
 
 mod bundle;
+mod ca;
 mod check;
+pub mod gpu;
 mod not_built;
 mod run;
 mod units;
@@ -135,6 +137,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bundle { action } => bundle::bundle(&ctx, action),
         Command::Run => run::run(&ctx),
         Command::Status { json } => units::status(&ctx, json),
+        Command::Gpu { json } => gpu::gpu(&ctx, json),
         Command::Start { units: u } => units::action(&ctx, "start", &u),
         Command::Stop { units: u } => units::action(&ctx, "stop", &u),
         Command::Restart { units: u } => units::action(&ctx, "restart", &u),
@@ -145,6 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
