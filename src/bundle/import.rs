@@ -26,7 +26,7 @@ pub struct Imported {
 /// `allowed_artifacts` (the config's `[bundle].artifacts`) cover.
 pub fn import(file: &Path, allowed_artifacts: &[PathBuf]) -> Result<Imported, BundleError> {
     println!("verifying {}", file.display());
-    let v = verify(file, |_, _| {})?;
+    let v = verify(file, true)?;
     println!(
         "verified {} entries (sha256 and size)",
         v.manifest.files.len()

@@ -2,6 +2,7 @@
 //! anything is loaded.
 
 use super::manifest::{HashingReader, Manifest, FORMAT, MANIFEST};
+use super::progress::Progress;
 use super::BundleError;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,7 +26,8 @@ pub struct Verified {
 const MAX_MANIFEST: u64 = 64 << 20;
 
 /// Checks every entry's size and sha256 against the manifest; names every bad entry.
-pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verified, BundleError> {
+/// With `progress`, each entry's hashing is reported (a bar on a terminal).
+pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
     let fname = file.display().to_string();
     let f = File::open(file).map_err(|e| BundleError::Io {
         what: format!("opening bundle {fname}"),
@@ -72,11 +74,24 @@ pub fn verify(file: &Path, mut on_entry: impl FnMut(&str, u64)) -> Result<Verifi
             }
             manifest_bytes = Some(buf);
         } else {
-            on_entry(&path, size);
+            let mut bar = progress.then(|| Progress::start(format!("verifying {path}"), size));
             let mut r = HashingReader::new(&mut entry);
-            std::io::copy(&mut r, &mut std::io::sink())
-                .map_err(|e| truncated(&path, e.to_string()))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = r
+                    .read(&mut buf)
+                    .map_err(|e| truncated(&path, e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(b) = bar.as_mut() {
+                    b.update(r.count());
+                }
+            }
             let (sha, n) = r.finish();
+            if let Some(b) = bar {
+                b.finish(&format!("hashed {path}"));
+            }
             if n < size {
                 return Err(truncated(&path, format!("{n} of {size} bytes present")));
             }
@@ -179,7 +194,7 @@ mod tests {
             vec![entry("a", b"alpha"), entry("b", b"beta")],
             FORMAT,
         );
-        let v = verify(f.path(), |_, _| {}).unwrap();
+        let v = verify(f.path(), false).unwrap();
         let loc = v.entries["b"];
         let all = std::fs::read(f.path()).unwrap();
         assert_eq!(
@@ -197,7 +212,7 @@ mod tests {
             vec![wrong, entry("gone", b"g")],
             FORMAT,
         );
-        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        let e = verify(f.path(), false).unwrap_err().to_string();
         assert!(e.contains("a: sha256"), "{e}");
         assert!(
             e.contains("gone: listed in the manifest but missing"),
@@ -214,13 +229,13 @@ mod tests {
         h.set_size(1);
         b.append_data(&mut h, "a", &b"x"[..]).unwrap();
         b.finish().unwrap();
-        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        let e = verify(f.path(), false).unwrap_err().to_string();
         assert!(
             e.contains("no manifest.json") && e.contains("after a"),
             "{e}"
         );
         let f = bundle(&[], vec![], 99);
-        let e = verify(f.path(), |_, _| {}).unwrap_err().to_string();
+        let e = verify(f.path(), false).unwrap_err().to_string();
         assert!(e.contains("format 99"), "{e}");
     }
 }
