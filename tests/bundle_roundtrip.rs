@@ -1,5 +1,5 @@
-//! `bundle create|import|list` through the real binary and real podman: round trip with
-//! images removed in between, corrupt and truncated bundles load nothing, progress on a
+//! `bundle create|import|list` through the real binary and real podman, with no network
+//! (`unshare --net`): round trip with images removed in between, corrupt and truncated bundles load nothing, progress on a
 //! terminal, plain lines otherwise.
 
 mod common_podman;
@@ -103,9 +103,27 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The same command in a network namespace with no interface but a down loopback.
+fn offline(config: &Path, args: &[&str]) -> Output {
+    let o = Command::new("unshare")
+        .arg("--net")
+        .arg(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("unshare failed"),
+        "unshare --net needs root: {}",
+        text(&o)
+    );
+    o
+}
+
 fn create(c: &Case) -> PathBuf {
     let out = c.dir.path().join("b.tar");
-    let o = cli(&c.config, &["bundle", "create", out.to_str().unwrap()]);
+    let o = offline(&c.config, &["bundle", "create", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("2 images, 2 artifact files"),
@@ -154,8 +172,8 @@ fn create_remove_import_run() {
     assert_eq!(l.status.code(), Some(1), "{}", text(&l));
     assert_eq!(text(&l).matches("MISSING").count(), 3, "{}", text(&l));
 
-    // Plain lines when not on a terminal.
-    let o = cli(&c.config, &["bundle", "import", b.to_str().unwrap()]);
+    // Plain lines when not on a terminal; no network at all.
+    let o = offline(&c.config, &["bundle", "import", b.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(!t.contains('\r'), "no bar off a terminal: {t:?}");
