@@ -264,3 +264,24 @@ fn published_port_answers_on_loopback_for_health_probes() {
     assert!(stack_containers(&f.stack).is_empty());
     })
 }
+
+#[test]
+fn stop_with_another_signal_reaches_the_program_through_init() {
+    rt().block_on(async {
+        let img = busybox();
+        let f = fixture(&format!(
+            "image = \"{img}\"\ncommand = [\"/bin/sh\", \"-c\", \"trap 'echo got-int; exit 0' INT; echo ready; while :; do sleep 0.05; done\"]"
+        ));
+        let log = LogSink::quiet("web");
+        let mut c = start(&f, &BTreeMap::new(), &log).await;
+        assert_eq!(lines(&log, 1).await, vec!["ready".to_string()]);
+        let t = Instant::now();
+        let exit = c
+            .stop(nix::sys::signal::Signal::SIGINT, Duration::from_secs(10))
+            .await;
+        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+        assert_eq!(exit.code, Some(0), "{exit}");
+        assert!(lines(&log, 2).await.contains(&"got-int".to_string()));
+        assert!(stack_containers(&f.stack).is_empty());
+    })
+}

@@ -31,8 +31,8 @@ pub struct PodmanChild {
 const START_WAIT: Duration = Duration::from_secs(120);
 
 impl PodmanChild {
-    /// Checks the image, prepares volumes and env, and runs the container attached with
-    /// its output going to `log`. Returns once the container's main process exists (or
+    /// Prepares volumes and env and runs the container attached with its output going to
+    /// `log` (a missing image is reported as [`PodmanError::ImageMissing`]). Returns once the container's main process exists (or
     /// `podman run` has already ended: [`PodmanChild::wait`] then reports why).
     pub async fn start(
         plan: &Plan,
