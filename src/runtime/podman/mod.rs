@@ -35,6 +35,13 @@
 //!   log file.
 //! - **User.** The unit's `user`/`group` as numeric `--user UID:GID` (names need not
 //!   exist in the image; volume folders we create are owned by it).
+//! - **Environment.** A container gets the image's env plus the unit's (`env_files`
+//!   overlaid by `env`), never the daemon's own environment as native units do.
+//! - **Command.** `command` replaces the image's CMD (its ENTRYPOINT stays), as in
+//!   Compose; an empty command runs the image's own. `workdir` must be a path inside
+//!   the container.
+//! - **PID.** [`PodmanChild::pid`] is the container's main process on the host
+//!   (`podman-init` with `--init`); every process of the container is in its session.
 
 mod args;
 mod child;
