@@ -7,6 +7,7 @@ mod datadir;
 mod error;
 mod provision;
 
+pub use datadir::{inspect_pid_file, PidFile};
 pub use error::PgError;
 
 use crate::config::model::{RuntimeName, ServiceSection};
