@@ -4,6 +4,7 @@
 mod check;
 mod not_built;
 mod run;
+mod secrets;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -142,6 +143,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             lines,
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
+        Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -5,6 +5,7 @@
 //! - `POST /v1/units/{name}/start|stop|restart` → `{"ok":true}`
 //! - `GET  /v1/units/{name}/logs?n=N[&follow=1]` → text lines (streamed with follow)
 //! - `POST /v1/reload` → the reload report, or 422 `{"error":…}` when the file is invalid
+//! - `GET  /v1/secrets` → names, ages, consumers (never values); `POST /v1/secrets/{name}/rotate`
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
 
@@ -48,6 +49,10 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({"ok": true})),
                 Err(e) => sup_error(e),
             }
+        }
+        (&Method::GET, ["v1", "secrets"]) => super::secrets::list(h),
+        (&Method::POST, ["v1", "secrets", name, "rotate"]) => {
+            super::secrets::rotate_one(h, name).await
         }
         (&Method::GET, ["v1", "units", name, "logs"]) => {
             let n = param(&query, "n")
