@@ -2,6 +2,8 @@
 //! PyPI PostgreSQL 18 + pgvector build), plans from TOML, task contexts, clients.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use prometheus_stack::plan::{Exec, Plan, TaskContext};
 use prometheus_stack::secrets::SecretStore;
 use std::os::unix::fs::PermissionsExt;
