@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-/// How long one probe keeps retrying a server that is not accepting connections yet:
+/// How long one probe keeps retrying a server that is not accepting connections yet (the
+/// supervisor sees no exit while a probe runs, so keep it short):
 /// polling inside the probe makes readiness visible within ~10 ms, not one interval later.
-const PROBE_PATIENCE: Duration = Duration::from_millis(1500);
+const PROBE_PATIENCE: Duration = Duration::from_millis(1000);
 const PROBE_POLL: Duration = Duration::from_millis(5);
 
 /// Opens a connection; the connection's driver runs on its own tokio task.
