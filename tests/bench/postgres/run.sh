@@ -96,7 +96,10 @@ for i in $(seq "$ROUNDS"); do
   ours >>"$WORK/ours"
 done
 H=$(median <"$WORK/hand"); O=$(median <"$WORK/ours")
-echo "by hand (postgres + pg_isready polling), median of $ROUNDS: $((H / 1000)).$(( (H % 1000) / 100 )) ms   [all µs: $(tr '\n' ' ' <"$WORK/hand")]"
-echo "prometheus-stack run -> postgres healthy, median of $ROUNDS: $((O / 1000)).$(( (O % 1000) / 100 )) ms   [all µs: $(tr '\n' ' ' <"$WORK/ours")]"
-D=$((O - H))
-echo "overhead: $((D / 1000)).$(( (D < 0 ? -D : D) % 1000 / 100 )) ms  (ratio $(awk -v o="$O" -v h="$H" 'BEGIN{printf "%.2f", o/h}'); target < 50 ms)"
+# Rounds alternate, so the per-round difference cancels most of the machine's drift.
+P=$(paste "$WORK/ours" "$WORK/hand" | awk '{print $1 - $2}' | median)
+ms() { awk -v u="$1" 'BEGIN{printf "%.1f ms", u/1000}'; }
+echo "by hand (postgres + pg_isready polling), median of $ROUNDS: $(ms "$H")   [µs: $(tr '\n' ' ' <"$WORK/hand")]"
+echo "prometheus-stack run -> postgres healthy, median of $ROUNDS: $(ms "$O")   [µs: $(tr '\n' ' ' <"$WORK/ours")]"
+echo "overhead: $(ms $((O - H))) (difference of medians), $(ms "$P") (median of per-round differences); ratio $(awk -v o="$O" -v h="$H" 'BEGIN{printf "%.2f", o/h}'); target < 50 ms"
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
