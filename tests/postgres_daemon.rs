@@ -225,6 +225,14 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
     d.stop();
     assert!(d.log_text().contains("received fast shutdown request"));
     assert!(!data.join("postmaster.pid").exists());
+    // Without a daemon, `secrets list` reads the store itself (still no values).
+    let out = d.cli(&["secrets", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("postgres-superuser"),
+        "{text}"
+    );
+    assert!(!text.contains(new_pw.as_str()));
 
     // Second start: same data dir, no initdb, init changes nothing.
     let mut d = Daemon::start(&cfg, &dir.path().join("control.sock"), &log);
