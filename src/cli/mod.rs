@@ -1,6 +1,7 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod ca;
 mod check;
 mod not_built;
 mod run;
@@ -145,6 +146,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => units::reload(&ctx),
         Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
