@@ -451,3 +451,21 @@ async fn systemd_credential_wins_for_the_superuser_password() {
     .unwrap_err();
     assert!(e.to_string().contains("CREDENTIALS_DIRECTORY"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_dir_of_another_major_version_is_refused() {
+    let dir = reachable_tempdir();
+    let port = free_port();
+    let p18 = plan(dir.path(), &pg_toml(dir.path(), &pgvector_bin(), port, ""));
+    prepare(&p18, &Ctx::new(&p18, "postgres", store(&p18)))
+        .await
+        .expect("initdb with PostgreSQL 18");
+    let p15 = plan(dir.path(), &pg_toml(dir.path(), &pg15_bin(), port, ""));
+    let e = prepare(&p15, &Ctx::new(&p15, "postgres", store(&p15)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("was created by PostgreSQL 18 but services.postgres.bin_dir is PostgreSQL 15"),
+        "{e}"
+    );
+}

@@ -110,6 +110,20 @@ pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
 
     if cfg.data_dir.join("PG_VERSION").is_file() {
         // An existing cluster is never modified here: only checked.
+        if let Some(bin) = super::bin_dir_major(&cfg.bin_dir) {
+            let data = std::fs::read_to_string(cfg.data_dir.join("PG_VERSION"))
+                .map_err(io("cannot read", &cfg.data_dir.join("PG_VERSION")))?;
+            let data = data.trim().to_string();
+            if data != bin {
+                return Err(PgError::VersionMismatch {
+                    unit: cfg.unit.clone(),
+                    path: cfg.data_dir.clone(),
+                    data,
+                    bin,
+                    bin_dir: cfg.bin_dir.clone(),
+                });
+            }
+        }
         check_pid_file(cfg, ctx)?;
         if let Some(u) = &user {
             let md = std::fs::metadata(&cfg.data_dir).map_err(io("cannot stat", &cfg.data_dir))?;

@@ -30,6 +30,14 @@ pub enum PgError {
         user: String,
         uid: u32,
     },
+    #[error("data dir {path} was created by PostgreSQL {data} but services.{unit}.bin_dir is PostgreSQL {bin} ({bin_dir}): point bin_dir at PostgreSQL {data}, or upgrade the data dir with pg_upgrade")]
+    VersionMismatch {
+        unit: String,
+        path: PathBuf,
+        data: String,
+        bin: String,
+        bin_dir: PathBuf,
+    },
     #[error("data dir {path} is in use by a running postgres (pid {pid}) that this daemon did not start: stop it first (`kill -INT {pid}` or `pg_ctl -D {path} stop`); nothing was changed")]
     ForeignPostmaster { path: PathBuf, pid: i32 },
     #[error("{program} not found or not executable: {path} (set services.{unit}.bin_dir to a PostgreSQL bin folder)")]

@@ -165,6 +165,19 @@ pub fn newest_bin_dir(root: &Path) -> Option<PathBuf> {
     best.map(|(_, p)| p)
 }
 
+/// `/usr/lib/postgresql/N/bin` for the major version N recorded in `data_dir/PG_VERSION`.
+fn existing_major_bin_dir(data_dir: &Path) -> Option<PathBuf> {
+    let v = std::fs::read_to_string(data_dir.join("PG_VERSION")).ok()?;
+    let bin = Path::new(DEBIAN_PG_ROOT).join(v.trim()).join("bin");
+    bin.join("postgres").is_file().then_some(bin)
+}
+
+/// The major version of a Debian-layout bin dir (`…/postgresql/15/bin` → "15").
+pub fn bin_dir_major(bin_dir: &Path) -> Option<String> {
+    let v = bin_dir.parent()?.file_name()?.to_str()?;
+    (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit())).then(|| v.to_string())
+}
+
 /// A role/database/extension/setting name we can put in SQL and on the command line.
 fn valid_identifier(s: &str) -> bool {
     !s.is_empty()
@@ -193,7 +206,10 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
     let bin_dir = match &s.bin_dir {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => ctx.base_dir.join(p),
-        None => newest_bin_dir(Path::new(DEBIAN_PG_ROOT)).unwrap_or_else(|| {
+        // An existing cluster keeps its major version when a newer one gets installed.
+        None => existing_major_bin_dir(&ctx.stack.data_dir.join(ctx.name))
+            .or_else(|| newest_bin_dir(Path::new(DEBIAN_PG_ROOT)))
+            .unwrap_or_else(|| {
             issues.push(Issue::new(
                 format!("{key}.bin_dir"),
                 format!(
