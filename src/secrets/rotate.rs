@@ -86,6 +86,9 @@ where
     R: Fn(String) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
+    // One rotation at a time: two would race on the staged `NAME.next` value.
+    static ROTATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ROTATING.lock().await;
     let Some(spec) = plan.secrets.get(name) else {
         return Err(RotateError::Unknown {
             name: name.into(),
