@@ -166,6 +166,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
+        // Every declared command is routed now; the arm stays for commands declared
+        // before their subsystem lands (backup, restore, doctor).
+        #[allow(unreachable_patterns)]
         other => not_built::not_built(&ctx, other),
     }
 }
