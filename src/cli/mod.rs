@@ -3,7 +3,10 @@
 
 mod ca;
 mod check;
+pub mod gpu;
 mod not_built;
+mod run;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -130,6 +133,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => check::check(&ctx),
+        Command::Run => run::run(&ctx),
+        Command::Status { json } => units::status(&ctx, json),
+        Command::Gpu { json } => gpu::gpu(&ctx, json),
+        Command::Start { units: u } => units::action(&ctx, "start", &u),
+        Command::Stop { units: u } => units::action(&ctx, "stop", &u),
+        Command::Restart { units: u } => units::action(&ctx, "restart", &u),
+        Command::Logs {
+            unit,
+            follow,
+            lines,
+        } => units::logs(&ctx, &unit, follow, lines),
+        Command::Reload => units::reload(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
