@@ -177,6 +177,10 @@ async fn plain_http_redirects_to_https_keeping_path_and_query_and_http2_works() 
     proxy.shutdown().await;
 }
 
+fn assert_send<T: Send>(t: T) -> T {
+    t
+}
+
 /// Points `link` at `target` atomically, as certbot does.
 fn swap_symlink(link: &Path, target: &Path) {
     let tmp = link.with_extension("new");
@@ -302,9 +306,13 @@ async fn reload_rereads_certificates_and_routes() {
         cert_poll: Duration::from_secs(3600),
         ..Default::default()
     };
-    let proxy = prometheus_stack::proxy::Proxy::start_with(plan(&toml(u1)), healthy(), opts)
-        .await
-        .unwrap();
+    let proxy = assert_send(prometheus_stack::proxy::Proxy::start_with(
+        plan(&toml(u1)),
+        healthy(),
+        opts,
+    ))
+    .await
+    .unwrap();
     let addr = proxy.local_addrs().https;
     let client = TlsClient::new(&ca.pem, &[b"http/1.1"]);
     let mut open = client.h1(addr, "r.test").await;
@@ -314,7 +322,9 @@ async fn reload_rereads_certificates_and_routes() {
     );
     write(d, "r.pem", &two.chain);
     write(d, "r.key", &two.key);
-    proxy.reload(plan(&toml(u2))).await.unwrap();
+    let reload = proxy.reload(plan(&toml(u2)));
+    // The daemon calls reload from spawned tasks.
+    assert_send(reload).await.unwrap();
     let tls = client.connect(addr, "r.test").await.unwrap();
     assert_eq!(served_fingerprint(&tls), pem_fingerprint(&two.chain));
     assert_eq!(

@@ -189,23 +189,24 @@ impl ProxyHandle {
     }
 
     /// Applies a new plan: routes, limits, timeouts and certificates (all re-read from
-    /// disk). Open connections stay. Changed listen addresses need a restart (logged).
+    /// disk; one that fails keeps its previous certificate, logged). Open connections
+    /// stay. Changed listen addresses need a restart (logged). Errors: the plan has no
+    /// `[proxy]` (stop the proxy instead) or the internal CA cannot issue (routes are
+    /// applied anyway).
     pub async fn reload(&self, plan: Arc<Plan>) -> Result<(), ProxyError> {
         let p = plan.proxy.as_ref().ok_or(ProxyError::NoProxySection)?;
-        let old = self.plan.load();
-        if let Some(o) = &old.proxy {
+        if let Some(o) = &self.plan.load_full().proxy {
             if o.https != p.https || o.http != p.http || o.max_connections != p.max_connections {
                 tracing::warn!("proxy: listen addresses or max_connections changed; they apply after a restart");
             }
         }
+        let next = State::new(p, Some(&self.shared.state.load_full()));
+        self.shared.state.store(Arc::new(next));
+        self.plan.store(plan.clone());
+        // Routes apply even when certificates cannot be issued; the old ones keep serving.
         let sources = cert_sources(p).await?;
         let certs = self.certs.clone();
         let _ = tokio::task::spawn_blocking(move || certs.replace(&sources)).await;
-        let prev = self.shared.state.load();
-        self.shared
-            .state
-            .store(Arc::new(State::new(p, Some(&prev))));
-        self.plan.store(plan.clone());
         tracing::info!(sites = p.sites.len(), "proxy: reloaded");
         Ok(())
     }
