@@ -109,6 +109,22 @@ async fn forwards_original_host_and_path_with_forwarded_headers_over_h1_and_h2()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (up, accepted) = upstream::start_counted("pooled").await;
+    let (s, toml) = setup(&format!(r#"{{ path = "/", to = "{up}" }}"#), "", "").await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    // Sequential requests from separate client connections share one upstream connection.
+    for _ in 0..10 {
+        let mut h1 = client.h1(addr, "f.test").await;
+        assert_eq!(get1(&mut h1, "f.test", "/").await.body, "hello from pooled");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_the_proxy() {
     let ws_up = upstream::websocket_echo().await;
     let (s, toml) = setup(

@@ -385,3 +385,26 @@ async fn internal_ca_issues_site_certificates_that_curl_verifies_with_the_export
     assert!(out.contains(fp), "ca printed {out}, openssl says {ossl}");
     proxy.shutdown().await;
 }
+
+#[test]
+fn ca_command_explains_when_the_internal_ca_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "stack.toml",
+        &format!(
+            "[stack]\ndata_dir = {:?}\n[proxy]\nhttps = \"127.0.0.1:0\"\n",
+            dir.path().join("data")
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("ca")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls = \"internal\""), "{err}");
+    assert!(!dir.path().join("data/pki/ca.key").exists());
+}
