@@ -3,11 +3,15 @@
 //! keep-alive pool, 503 status page while a unit is not healthy, HTTP→HTTPS redirect.
 //!
 //! Public API (what the daemon wires in):
-//! - [`Proxy::start`]`(plan, health)` binds `[proxy] https` (+ `http` for redirects) and
-//!   returns a [`ProxyHandle`]; [`Proxy::start_with`] takes [`ProxyOptions`].
-//! - [`ProxyHandle::reload`]`(plan)`: new routes, limits and certificates; open
-//!   connections are kept (listen addresses are not rebound).
-//! - [`ProxyHandle::shutdown`]: stop accepting, let open requests finish (bounded).
+//! - `async` [`Proxy::start`]`(Arc<Plan>, Arc<dyn UnitHealth>) -> Result<ProxyHandle,
+//!   ProxyError>` binds `[proxy] https` (+ `http` for redirects); with
+//!   `tls = "internal"` it first creates the CA and site leaves under `pki_dir`.
+//!   [`Proxy::start_with`] also takes [`ProxyOptions`] (poll intervals, grace).
+//! - `async` [`ProxyHandle::reload`]`(Arc<Plan>) -> Result<(), ProxyError>`: new routes,
+//!   limits and certificates; open connections are kept (listen addresses are not
+//!   rebound). Call it on SIGHUP / `reload`.
+//! - `async` [`ProxyHandle::shutdown`]`(self)`: stop accepting, let open requests
+//!   finish (bounded by the grace period).
 //! - [`ProxyHandle::local_addrs`]: the bound addresses (useful with port 0).
 //! - [`ProxyHandle::metrics`] → [`ProxyMetrics::register`] into a prometheus registry.
 //! - [`UnitHealth`] (the supervisor's snapshot implements it), [`UnitView`],
@@ -36,7 +40,6 @@ mod supervised;
 mod tls;
 
 pub use access_log::ACCESS_TARGET;
-pub use body::ResponseBody;
 pub use error::ProxyError;
 pub use health::{AlwaysHealthy, SettableHealth, UnitHealth, UnitView};
 pub use metrics::ProxyMetrics;
