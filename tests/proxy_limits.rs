@@ -66,6 +66,25 @@ async fn slowloris_malformed_requests_and_the_connection_limit() {
         "{}",
         String::from_utf8_lossy(&buf)
     );
+    // The same over HTTP/2: the header list limit refuses it.
+    let big = format!("X-Big: {}", "a".repeat(100_000));
+    let mut c = curl(&s.ca_file, "f.test", addr);
+    c.args([
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &big,
+    ])
+    .arg(format!("https://f.test:{}/", addr.port()));
+    let out = c.output().unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        code == "431" || !out.status.success(),
+        "oversized h2 headers answered: {code}"
+    );
     let mut ok = client.h1(addr, "f.test").await;
     assert_eq!(get1(&mut ok, "f.test", "/").await.status, 200);
     drop(ok);
