@@ -238,6 +238,7 @@ pgrep -f "http.server $PORT" >/dev/null && fail "the unit's process outlived the
 pass "SIGTERM: clean exit 0 in $((($(date +%s%N) - s0) / 1000000)) ms, no process left"
 kill "$listener_pid" 2>/dev/null || true
 listener_pid=""
+sed 's/^/[package] notify: /' "$T/notify.log" | head -n 8 >&2
 
 # ---------------------------------------------------------------- upgrade
 log "upgrade to a rebuilt higher version"
