@@ -32,7 +32,8 @@ bin="$target_dir/$PROFILE/prometheus-stack"
 assets=target/deb-assets
 rm -rf "$assets"
 mkdir -p "$assets"
-"$bin" man | gzip -9n >"$assets/prometheus-stack.1.gz"
+"$bin" man --out-dir "$assets/man" # prometheus-stack.1 and one page per subcommand
+gzip -9n "$assets"/man/*.1
 "$bin" completions bash >"$assets/prometheus-stack.bash"
 "$bin" completions zsh >"$assets/_prometheus-stack"
 "$bin" completions fish >"$assets/prometheus-stack.fish"

@@ -2,6 +2,7 @@
 //! client of the daemon's control socket.
 
 mod check;
+mod man;
 mod not_built;
 mod run;
 mod units;
@@ -89,7 +90,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff)
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write every page (one per subcommand too) into this folder instead
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// `secrets …`
@@ -153,11 +158,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Man { out_dir } => man::man(out_dir.as_deref()),
         other => not_built::not_built(&ctx, other),
     }
 }
