@@ -32,7 +32,10 @@ pub fn build(cfg: &ConfigFile, src: &Source, opts: BuildOptions) -> Result<Plan,
     let mut issues = src.parse_issues.clone();
     let base = src.base_dir();
     let stack = stack_info(cfg, &base);
-    check_placeholders(cfg, &mut issues);
+    if opts.check_host {
+        // Not for `bundle create` and friends, which run before the file is edited.
+        check_placeholders(cfg, &mut issues);
+    }
     let control = ControlInfo {
         socket: cfg
             .control
