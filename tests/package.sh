@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package's CI steps (issue 7), run by tests/run.sh after `cargo test`:
 # build the .deb, lintian, `systemd-analyze verify`, `dpkg -i`, `check` on the
-# shipped config, start and stop the installed binary the way the unit's
+# shipped config and after the operator's edit, `bundle import`, start and stop
+# the installed binary the way the unit's
 # ExecStart does (systemd is not PID 1 here: a python3 socket stands in for
 # NOTIFY_SOCKET), upgrade to a rebuilt higher version, remove, purge.
 #
@@ -46,6 +47,9 @@ cleanup() {
   fi
   if [ -f "$MARKER" ]; then
     $SUDO rm -rf "$STATE_DIR"
+  fi
+  if command -v podman >/dev/null; then
+    $SUDO podman rmi -f localhost/prometheus-stack-pkgtest:1 >/dev/null 2>&1 || true
   fi
   if [ "$rc" -ne 0 ] && [ -f "$T/daemon.log" ]; then
     echo "--- daemon output (last 40 lines) ---" >&2
@@ -195,6 +199,42 @@ if [ "$rc" -ne 0 ]; then
   log "note: presets not merged yet; nothing but unknown presets left"
 fi
 pass "check after editing only those 7 lines: ok"
+
+# ---------------------------------------------------------------- bundle import
+# README-airgapped's step: `prometheus-stack bundle import FILE` with the installed
+# config. The bundle is made by the installed binary from a tiny local image
+# (a static busybox), the image removed, then imported again.
+IMAGE=localhost/prometheus-stack-pkgtest:1
+if /usr/bin/prometheus-stack bundle list 2>&1 | grep -q 'not built yet'; then
+  log "note: bundle commands not merged yet: bundle import step skipped"
+else
+  log "bundle create, remove the image, bundle import"
+  command -v podman >/dev/null || fail "podman is missing: run tests/setup.sh"
+  [ -x /bin/busybox ] || fail "/bin/busybox is missing (busybox-static): run tests/setup.sh"
+  mkdir -p "$T/rootfs/bin"
+  cp /bin/busybox "$T/rootfs/bin/"
+  ln -s busybox "$T/rootfs/bin/sh"
+  $SUDO podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
+  tar -C "$T/rootfs" -c . | $SUDO podman import -q - "$IMAGE" >/dev/null
+  cat >"$T/bundle.toml" <<EOF
+[stack]
+name = "pkgtest"
+data_dir = "$T/bundle-data"
+
+[services.box]
+runtime = "podman"
+image = "$IMAGE"
+command = ["sh", "-c", "sleep 1000"]
+EOF
+  $SUDO /usr/bin/prometheus-stack bundle create "$T/bundle.tar" --config "$T/bundle.toml" >"$T/bundle.log" 2>&1 ||
+    { cat "$T/bundle.log" >&2; fail "bundle create failed"; }
+  $SUDO podman rmi -f "$IMAGE" >/dev/null
+  (cd / && $SUDO /usr/bin/prometheus-stack bundle import "$T/bundle.tar") >"$T/import.log" 2>&1 ||
+    { cat "$T/import.log" >&2; fail "bundle import failed"; }
+  $SUDO podman image exists "$IMAGE" || { cat "$T/import.log" >&2; fail "bundle import did not load $IMAGE"; }
+  $SUDO podman rmi -f "$IMAGE" >/dev/null
+  pass "bundle create -> podman rmi -> prometheus-stack bundle import: $IMAGE loaded again"
+fi
 
 # ---------------------------------------------------------------- start / stop
 # ExecStart's command line, run as systemd would: clean env, cwd /, stdin
