@@ -8,13 +8,17 @@
 #
 # It installs the package on this machine for about a minute and purges it
 # again; /etc/prometheus-stack/stack.toml exists meanwhile, which `run` and
-# `check` without --config would pick up. Needs root (or sudo).
+# `check` without --config would pick up. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# dpkg, the system user and the daemon's user switch all need root (CI runs as root).
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/package.sh: run as root (sudo tests/package.sh)" >&2
+  exit 1
+fi
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKG=prometheus-stack
 STATE_DIR=/var/lib/prometheus-stack
 MARKER="$STATE_DIR/.package-sh-test"  # says: this state dir was made by this script
