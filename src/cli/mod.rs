@@ -1,7 +1,9 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod ca;
 mod check;
+pub mod gpu;
 mod man;
 mod not_built;
 mod run;
@@ -138,6 +140,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check::check(&ctx),
         Command::Run => run::run(&ctx),
         Command::Status { json } => units::status(&ctx, json),
+        Command::Gpu { json } => gpu::gpu(&ctx, json),
         Command::Start { units: u } => units::action(&ctx, "start", &u),
         Command::Stop { units: u } => units::action(&ctx, "stop", &u),
         Command::Restart { units: u } => units::action(&ctx, "restart", &u),
@@ -148,6 +151,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
