@@ -7,6 +7,7 @@ pub mod gpu;
 mod man;
 mod not_built;
 mod run;
+mod secrets;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -150,6 +151,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             lines,
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
+        Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
