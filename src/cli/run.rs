@@ -30,7 +30,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(daemon(plan))
+    let r = rt.block_on(daemon(plan));
+    supervisor::logs::flush_stderr(std::time::Duration::from_secs(1));
+    r
 }
 
 fn init_tracing() {
@@ -40,7 +42,7 @@ fn init_tracing() {
     let tty = std::io::stderr().is_terminal();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(supervisor::logs::StderrQueue)
         .with_target(false)
         .with_ansi(tty);
     // journald stamps lines itself; a terminal gets times.
