@@ -235,8 +235,12 @@ impl Stack {
     }
 
     /// Live processes carrying this stack's tag in their environment.
+    /// The daemon itself is not counted.
     pub fn tagged_processes(&self) -> Vec<u32> {
-        processes_with_env(&format!("PSTEST_TAG={}", self.tag))
+        let me = self.daemon.as_ref().map(|d| d.id());
+        let mut p = processes_with_env(&format!("PSTEST_TAG={}", self.tag));
+        p.retain(|x| Some(*x) != me);
+        p
     }
 }
 
