@@ -18,6 +18,7 @@ bin="$root/target/release/prometheus-stack"
 work="$(mktemp -d /tmp/ps-bench.XXXXXX)"
 pids=()
 cleanup() {
+  exec 2>/dev/null  # no job-control chatter about the daemons we kill
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   sleep 1
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
@@ -65,11 +66,12 @@ sv_conf() {
     fi
   } > "$d/supervisord.conf"
 }
-start_ps() { "$bin" run --config "$1/stack.toml" 2>"$1/daemon.log" & pids+=($!); echo $!; }
-start_sv() { supervisord -c "$1/supervisord.conf" >/dev/null 2>&1 & pids+=($!); echo $!; }
+# Started in this shell (not in $(…)), so the daemons are our children; $started is the pid.
+start_ps() { "$bin" run --config "$1/stack.toml" >/dev/null 2>"$1/daemon.log" & started=$!; pids+=("$started"); }
+start_sv() { supervisord -c "$1/supervisord.conf" >/dev/null 2>&1 & started=$!; pids+=("$started"); }
 wait_children() { # $1 pid, $2 count: until the daemon has that many children
   for _ in $(seq 1 300); do
-    n=$(ps --ppid "$1" --no-headers | wc -l)
+    n=$(ps --ppid "$1" --no-headers 2>/dev/null | wc -l || true)
     [ "$n" -ge "$2" ] && return 0
     sleep 0.1
   done
@@ -78,16 +80,16 @@ wait_children() { # $1 pid, $2 count: until the daemon has that many children
 
 # ---- (a) restart latency ---------------------------------------------------------------
 ps_conf "$work/ps-a" restart; sv_conf "$work/sv-a" restart
-p=$(start_ps "$work/ps-a")
+start_ps "$work/ps-a"; p=$started
 read -r ps_med ps_p90 < <($py "$here/measure.py" restart "$work/ps-a/stamp" "$KILLS")
 kill -TERM "$p"; wait "$p" 2>/dev/null || true
-s=$(start_sv "$work/sv-a")
+start_sv "$work/sv-a"; s=$started
 read -r sv_med sv_p90 < <($py "$here/measure.py" restart "$work/sv-a/stamp" "$KILLS")
 kill -TERM "$s"; wait "$s" 2>/dev/null || true
 
 # ---- (b) idle, both at once ----------------------------------------------------------------
 ps_conf "$work/ps-b" idle; sv_conf "$work/sv-b" idle
-p=$(start_ps "$work/ps-b"); s=$(start_sv "$work/sv-b")
+start_ps "$work/ps-b"; p=$started; start_sv "$work/sv-b"; s=$started
 wait_children "$p" 20; wait_children "$s" 20
 sleep 2
 declare -A rss cpu
