@@ -9,13 +9,27 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Where the packaged (systemd) daemon listens by default.
+const SYSTEM_SOCKET: &str = "/run/prometheus-stack/control.sock";
+
 /// The socket: --socket, else the one the config names.
 fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     if let Some(s) = &ctx.socket {
         return Ok(s.clone());
     }
     match ctx.plan(BuildOptions { check_host: false }) {
-        Ok(plan) => Ok(plan.control.socket),
+        Ok(plan) => {
+            // The plan places the runtime dir by the caller's uid and systemd's
+            // RUNTIME_DIRECTORY; an operator's shell has neither, the packaged daemon does.
+            let packaged = std::path::Path::new(SYSTEM_SOCKET);
+            if !plan.control.socket.exists()
+                && plan.stack.data_dir == std::path::Path::new("/var/lib/prometheus-stack")
+                && packaged.exists()
+            {
+                return Ok(packaged.to_path_buf());
+            }
+            Ok(plan.control.socket)
+        }
         // An edited, now invalid file must not keep `reload` from reaching the daemon
         // (which then reports the problems): read just the keys that place the socket.
         Err(e) => socket_from_raw(ctx)
@@ -55,7 +69,7 @@ fn socket_from_raw(ctx: &Ctx) -> Option<PathBuf> {
     ));
     if nix::unistd::geteuid().is_root() && data == std::path::Path::new("/var/lib/prometheus-stack")
     {
-        return Some(PathBuf::from("/run/prometheus-stack/control.sock"));
+        return Some(PathBuf::from(SYSTEM_SOCKET));
     }
     Some(data.join("run/control.sock"))
 }
