@@ -116,6 +116,22 @@ command = ["sleep", "1000"]
 }
 
 #[test]
+fn a_second_daemon_on_the_same_socket_refuses_and_touches_nothing() {
+    let mut s = Stack::new("[services.a]\ncommand = [\"sleep\", \"1000\"]\n");
+    s.start();
+    let pid = s.wait_state("a", "running", T)["pid"].as_u64().unwrap();
+    let out = s.daemon_command().stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another daemon already answers on"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    let u = s.unit("a");
+    assert_eq!(u["pid"].as_u64(), Some(pid));
+    assert!(alive(pid as u32));
+    assert!(s.try_request("GET", "/v1/status").is_some());
+}
+
+#[test]
 fn cli_without_a_daemon_says_so_in_one_line() {
     let s = Stack::new("[services.a]\ncommand = [\"sleep\", \"1\"]\n");
     for args in [&["status"][..], &["stop", "a"], &["logs", "a"], &["reload"]] {

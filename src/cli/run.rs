@@ -53,6 +53,24 @@ fn init_tracing() {
     };
 }
 
+/// Holds an exclusive lock on `RUNTIME_DIR/daemon.lock` for the daemon's lifetime.
+fn lock_runtime_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "another daemon runs with the runtime dir {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        )
+    })
+}
+
 async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     let plan = Arc::new(plan);
     for w in &plan.warnings {
@@ -70,6 +88,9 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
             plan.stack.runtime_dir.display()
         )
     })?;
+    control::ensure_free(&plan.control.socket).await?;
+    // One daemon per runtime dir: the leftover cleanup below must never hit a live daemon's units.
+    let _lock = lock_runtime_dir(&plan.stack.runtime_dir)?;
     if let Err(e) = reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper ({e}); orphans of units go to init");
     }
