@@ -6,7 +6,11 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod gpu;
+pub mod metrics;
+pub mod pki;
 pub mod plan;
+pub mod proxy;
 pub mod runtime;
 pub mod secrets;
 pub mod stack;

@@ -1,9 +1,12 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod ca;
 mod check;
+pub mod gpu;
 mod not_built;
 mod run;
+mod secrets;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -133,6 +136,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check::check(&ctx),
         Command::Run => run::run(&ctx),
         Command::Status { json } => units::status(&ctx, json),
+        Command::Gpu { json } => gpu::gpu(&ctx, json),
         Command::Start { units: u } => units::action(&ctx, "start", &u),
         Command::Stop { units: u } => units::action(&ctx, "stop", &u),
         Command::Restart { units: u } => units::action(&ctx, "restart", &u),
@@ -142,7 +146,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             lines,
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
+        Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
