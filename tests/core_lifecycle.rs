@@ -239,3 +239,41 @@ depends_on = ["retry"]
     assert_eq!(r["restarts"], 2);
     s.wait_state("after", "running", T);
 }
+
+#[test]
+fn a_slow_health_probe_delays_neither_crash_detection_nor_stop() {
+    let mut s = Stack::new(
+        r#"
+[services.slowprobe]
+command = ["sh", "-c", "sleep 0.5; exit 4"]
+health = { exec = ["sleep", "5"], timeout = "10s", interval = "100ms" }
+restart = "never"
+
+[services.stopme]
+command = ["sleep", "1000"]
+health = { exec = ["sleep", "5"], timeout = "10s", interval = "100ms" }
+"#,
+    );
+    s.start();
+    let t0 = std::time::Instant::now();
+    let u = s.wait_state("slowprobe", "failed", T);
+    assert_eq!(u["last_exit"], "exit 4");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    s.wait_state("stopme", "running", T);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    assert!(s.cli(&["stop", "stopme"]).status.success());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(s.unit("stopme")["state"], "stopped");
+    // The abandoned probe's process went with it.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        s.tagged_processes().is_empty(),
+        "{:?}",
+        s.tagged_processes()
+    );
+}

@@ -41,6 +41,19 @@ enum Outcome {
     Closed,
 }
 
+/// One health probe in flight: its result and the log-probe state it carried.
+type ProbeFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    Result<(), String>,
+                    Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
+                    bool,
+                ),
+            > + Send,
+    >,
+>;
+
 /// What to do after a failure was accounted.
 enum Next {
     Again,
@@ -378,12 +391,16 @@ impl Machine {
             .health
             .clone()
             .filter(|_| self.unit.kind == UnitKind::Longrun);
+        // Log-probe state travels into each probe and back out with its result.
         let mut lines = health.as_ref().map(|_| self.log.follow());
         let mut seen = false;
         let mut healthy = false;
         let mut fails = 0u32;
         let mut next_probe = tokio::time::Instant::now() + Duration::from_millis(50);
         let plan = self.shared.plan();
+        // A probe runs alongside exit and command handling, so a slow probe never delays
+        // noticing a crash or obeying a stop.
+        let mut probing: Option<ProbeFuture> = None;
         loop {
             tokio::select! {
                 exit = child.wait() => return Outcome::Exited(exit),
@@ -395,16 +412,28 @@ impl Machine {
                     Some(Cmd::Reload { unit, reason, done }) => return Outcome::Reload(unit, reason, done),
                     Some(Cmd::Remove(ack)) => return Outcome::Remove(ack),
                 },
-                _ = tokio::time::sleep_until(next_probe), if health.is_some() => {
-                    let h = health.as_ref().expect("guarded");
-                    let r = health::probe(&h.probe, h.timeout, ProbeCtx {
-                        unit: &self.unit.name,
-                        plan: &plan,
-                        secrets: &self.shared.secrets,
-                        log: &self.log,
-                        lines: &mut lines,
-                        seen: &mut seen,
-                    }).await;
+                _ = tokio::time::sleep_until(next_probe), if health.is_some() && probing.is_none() => {
+                    let h = health.clone().expect("guarded");
+                    let (plan, secrets, log) = (plan.clone(), self.shared.secrets.clone(), self.log.clone());
+                    let name = self.unit.name.clone();
+                    let (mut l, mut sn) = (lines.take(), seen);
+                    probing = Some(Box::pin(async move {
+                        let r = health::probe(&h.probe, h.timeout, ProbeCtx {
+                            unit: &name,
+                            plan: &plan,
+                            secrets: &secrets,
+                            log: &log,
+                            lines: &mut l,
+                            seen: &mut sn,
+                        }).await;
+                        (r, l, sn)
+                    }));
+                }
+                (r, l, sn) = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                    probing = None;
+                    lines = l;
+                    seen = sn;
+                    let h = health.as_ref().expect("probing implies health");
                     match r {
                         Ok(()) => {
                             fails = 0;
