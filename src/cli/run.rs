@@ -32,7 +32,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(daemon(plan))
+    let r = rt.block_on(daemon(plan));
+    supervisor::logs::flush_stderr(std::time::Duration::from_secs(1));
+    r
 }
 
 fn init_tracing() {
@@ -42,7 +44,7 @@ fn init_tracing() {
     let tty = std::io::stderr().is_terminal();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(supervisor::logs::StderrQueue)
         .with_target(false)
         .with_ansi(tty);
     // journald stamps lines itself; a terminal gets times.
@@ -51,6 +53,24 @@ fn init_tracing() {
     } else {
         b.without_time().try_init()
     };
+}
+
+/// Holds an exclusive lock on `RUNTIME_DIR/daemon.lock` for the daemon's lifetime.
+fn lock_runtime_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "another daemon runs with the runtime dir {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        )
+    })
 }
 
 async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
@@ -70,6 +90,9 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
             plan.stack.runtime_dir.display()
         )
     })?;
+    control::ensure_free(&plan.control.socket).await?;
+    // One daemon per runtime dir: the leftover cleanup below must never hit a live daemon's units.
+    let _lock = lock_runtime_dir(&plan.stack.runtime_dir)?;
     if let Err(e) = reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper ({e}); orphans of units go to init");
     }

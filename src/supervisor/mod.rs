@@ -1,4 +1,4 @@
-//! The supervisor: one task per unit (`unit.rs`) running its state machine, a shared
+//! The supervisor: one task per unit (`unit/`) running its state machine, a shared
 //! status table published as a [`Snapshot`] on a watch channel, and a [`Handle`] through
 //! which the control API, signals and other pieces of the daemon drive it.
 //!
