@@ -6,6 +6,8 @@ use crate::plan::{Route, SecretSpec, StackInfo, Unit};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod objects;
+
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {
     pub cfg: &'a ConfigFile,
@@ -43,10 +45,14 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &[];
+pub const PRESETS: &[&str] = &["rustfs", "minio"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
+    match preset {
+        "rustfs" | "minio" => return objects::expand(preset, ctx),
+        _ => {}
+    }
     let mut e = Expansion::default();
     e.issues.push(Issue::new(
         format!("{}.preset", ctx.key),
