@@ -347,3 +347,20 @@ fn prepare_creates_the_data_dir_owned_by_the_unit_user() {
     let err = rt.block_on(run_unit_task(ctx)).unwrap_err();
     assert!(err.contains("objects-root-user"), "{err}");
 }
+
+#[test]
+fn podman_image_override_keeps_the_data_volume() {
+    let p = plan(&config(
+        "/srv/ps",
+        "preset = \"rustfs\"\nruntime = \"podman\"\nimage = \"localhost/rustfs:test\"\nvolumes = [\"extra:/extra\"]",
+    ));
+    let Runtime::Podman(spec) = &p.unit("objects").unwrap().runtime else {
+        panic!()
+    };
+    assert_eq!(spec.image, "localhost/rustfs:test");
+    assert!(
+        spec.volumes.contains(&"/srv/ps/objects:/data".to_string()),
+        "{:?}",
+        spec.volumes
+    );
+}
