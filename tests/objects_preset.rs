@@ -283,7 +283,13 @@ preset = "rustfs"
 
 fn lobechat_ctx_env(toml: &str) -> Option<BTreeMap<String, EnvValue>> {
     let (cfg, _) = load_str("t.toml", None, toml.to_string()).unwrap();
-    let stack = plan(toml).stack;
+    let stack = prometheus_stack::plan::StackInfo {
+        name: "t".into(),
+        domain: cfg.stack.domain.clone(),
+        data_dir: "/srv/ps".into(),
+        runtime_dir: "/srv/ps/run".into(),
+        air_gapped: false,
+    };
     let section = cfg.services.get("lobechat").cloned().unwrap_or_default();
     let ctx = PresetCtx {
         cfg: &cfg,
@@ -293,7 +299,16 @@ fn lobechat_ctx_env(toml: &str) -> Option<BTreeMap<String, EnvValue>> {
         key: "services.lobechat".into(),
         base_dir: std::path::Path::new("/"),
     };
-    objects::lobechat_s3_env(&ctx)
+    if let Some(env) = objects::lobechat_s3_env(&ctx) {
+        // Whenever there is S3 env, LobeChat must wait for the bucket to be provisioned.
+        let (store, _, _) = objects::find_store(&cfg).unwrap();
+        let dep = objects::lobechat_dependency(&ctx).expect("dependency");
+        assert_eq!(dep.unit, init_unit_name(store));
+        assert_eq!(dep.condition, Condition::Completed);
+        return Some(env);
+    }
+    assert!(objects::lobechat_dependency(&ctx).is_none());
+    None
 }
 
 #[test]
@@ -318,7 +333,30 @@ fn lobechat_s3_env_uses_the_app_origin_and_path_style() {
         env_text(&env, "S3_SECRET_ACCESS_KEY"),
         "${secret:objects-root-password}"
     );
-    assert_eq!(env.len(), 6);
+    assert_eq!(
+        env_text(&env, "S3_PUBLIC_DOMAIN"),
+        "https://lobe.example.com:26443"
+    );
+    assert_eq!(env_text(&env, "S3_REGION"), "us-east-1");
+    assert_eq!(env.len(), 8);
+
+    // The lobechat preset's own host wins; port 443 is not written.
+    let env = lobechat_ctx_env(
+        r#"
+[stack]
+domain = "example.com"
+[proxy]
+https = "0.0.0.0:443"
+[services.lobechat]
+preset = "lobechat"
+host = "Chat.Example.org"
+[services.store]
+preset = "rustfs"
+"#,
+    )
+    .unwrap();
+    assert_eq!(env_text(&env, "S3_ENDPOINT"), "https://chat.example.org");
+    assert_eq!(env_text(&env, "S3_BUCKET"), "lobe");
 
     // No store configured: nothing to give.
     let none = lobechat_ctx_env("[stack]\ndata_dir = \"/srv/ps\"\n");

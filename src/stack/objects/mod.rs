@@ -126,7 +126,8 @@ pub fn app_origin(cfg: &crate::config::ConfigFile) -> Option<String> {
     })
 }
 
-/// LobeChat's S3 env (DESIGN §2): None when the config has no object store preset.
+/// LobeChat's S3 env (DESIGN §2; plus S3_PUBLIC_DOMAIN and S3_REGION): None when the
+/// config has no object store preset.
 pub fn lobechat_s3_env(ctx: &PresetCtx) -> Option<BTreeMap<String, EnvValue>> {
     let (_, section, _) = find_store(ctx.cfg)?;
     let bucket = section.bucket.as_deref().unwrap_or(DEFAULT_BUCKET);
@@ -136,7 +137,10 @@ pub fn lobechat_s3_env(ctx: &PresetCtx) -> Option<BTreeMap<String, EnvValue>> {
     });
     let (key_id, secret) = app_key_secrets();
     let mut env = BTreeMap::new();
-    env.insert("S3_ENDPOINT".into(), EnvValue::text(endpoint));
+    env.insert("S3_ENDPOINT".into(), EnvValue::text(&endpoint));
+    // Path-style public file URLs are S3_PUBLIC_DOMAIN/BUCKET/KEY: anonymous GetObject.
+    env.insert("S3_PUBLIC_DOMAIN".into(), EnvValue::text(endpoint));
+    env.insert("S3_REGION".into(), EnvValue::text(REGION));
     env.insert("S3_BUCKET".into(), EnvValue::text(bucket));
     env.insert("S3_ENABLE_PATH_STYLE".into(), EnvValue::text("1"));
     env.insert("S3_SET_ACL".into(), EnvValue::text("0"));
