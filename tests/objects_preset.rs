@@ -132,7 +132,7 @@ fn objects_init_is_a_oneshot_after_the_store_is_healthy() {
 fn bucket_route_is_same_origin_with_its_own_body_limit() {
     let p = plan(&config(
         "/srv/ps",
-        "preset = \"rustfs\"\nport = 26100\nbucket = \"files\"",
+        "preset = \"rustfs\"\nport = 26100\nbucket = \"uploads\"",
     ));
     let proxy = p.proxy.as_ref().expect("proxy");
     let site = proxy
@@ -143,7 +143,7 @@ fn bucket_route_is_same_origin_with_its_own_body_limit() {
     let r = site
         .routes
         .iter()
-        .find(|r| r.path == "/files")
+        .find(|r| r.path == "/uploads")
         .expect("bucket route");
     assert_eq!(
         r.action,
@@ -261,6 +261,9 @@ fn bad_bucket_name_is_reported_at_its_key() {
     ));
     assert!(e.contains("services.objects.bucket"), "{e}");
     assert!(e.contains("not a valid S3 bucket name"), "{e}");
+    let e = plan_error(&config("/srv/ps", "preset = \"rustfs\"\nbucket = \"api\""));
+    assert!(e.contains("services.objects.bucket"), "{e}");
+    assert!(e.contains("shadow LobeChat"), "{e}");
 }
 
 #[test]

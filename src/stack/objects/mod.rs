@@ -165,6 +165,35 @@ fn app_key_secrets() -> (&'static str, &'static str) {
     (ROOT_USER_SECRET, ROOT_PASSWORD_SECRET)
 }
 
+/// Top-level paths of LobeChat (v1 and v2) that a bucket served at `/BUCKET` would hide.
+const APP_PATHS: &[&str] = &[
+    "api",
+    "trpc",
+    "webapi",
+    "_next",
+    "oidc",
+    "files",
+    "chat",
+    "settings",
+    "discover",
+    "knowledge",
+    "login",
+    "signin",
+    "signup",
+    "next-auth",
+    "welcome",
+    "image",
+    "profile",
+    "market",
+    "changelog",
+    "share",
+    "page",
+    "repos",
+    "static",
+    "icons",
+    "images",
+];
+
 /// S3 bucket naming rules (path-style): 3–63 of `a-z0-9.-`, starting and ending alphanumeric.
 pub fn valid_bucket(b: &str) -> bool {
     (3..=63).contains(&b.len())
@@ -197,6 +226,12 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
         e.issues.push(Issue::new(
             format!("{}.bucket", ctx.key),
             format!("{bucket:?} is not a valid S3 bucket name: use 3-63 of a-z, 0-9, '-', '.', starting and ending with a letter or digit"),
+        ));
+    }
+    if APP_PATHS.contains(&bucket.as_str()) {
+        e.issues.push(Issue::new(
+            format!("{}.bucket", ctx.key),
+            format!("{bucket:?} would shadow LobeChat's own /{bucket} pages on the app host (the bucket is served at /BUCKET there); pick another name, e.g. \"lobe\""),
         ));
     }
     let podman = s.runtime.unwrap_or(ctx.cfg.stack.runtime) == RuntimeName::Podman;
