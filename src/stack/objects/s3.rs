@@ -447,6 +447,21 @@ mod tests {
     }
 
     #[test]
+    fn warming_stores_are_retried_refusals_are_not() {
+        let refused = |status: u16, code: &str| S3Error::Refused {
+            endpoint: "http://127.0.0.1:1".into(),
+            op: "HeadBucket lobe".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(refused(503, "SlowDown").is_transient());
+        assert!(refused(500, "XMinioServerNotInitialized").is_transient());
+        assert!(!refused(403, "AccessDenied").is_transient());
+        assert!(!refused(501, "NotImplemented").is_transient());
+    }
+
+    #[test]
     fn error_code_and_message_come_from_the_xml() {
         let x = "<Error><Code>NotImplemented</Code><Message>no</Message></Error>";
         assert_eq!(xml_tag(x, "Code").as_deref(), Some("NotImplemented"));
