@@ -169,3 +169,52 @@ pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     body.truncate(nl);
     (status, body)
 }
+
+/// A plan with the TLS proxy (internal CA) on `https_port` and the rustfs preset pointed at
+/// a store already listening on `store_port`; the root key is written to the secrets store.
+pub fn proxied_store_plan(data: &Path, https_port: u16, store_port: u16) -> Plan {
+    plan(&format!(
+        r#"
+[stack]
+domain = "example.com"
+data_dir = "{}"
+[proxy]
+https = "127.0.0.1:{https_port}"
+tls = "internal"
+[services.objects]
+preset = "rustfs"
+port = {store_port}
+"#,
+        data.display()
+    ))
+}
+
+/// Starts the proxy of `plan` with every unit counted healthy (no supervisor here).
+pub async fn start_proxy(plan: &Plan) -> prometheus_stack::proxy::ProxyHandle {
+    prometheus_stack::proxy::Proxy::start(
+        std::sync::Arc::new(plan.clone()),
+        std::sync::Arc::new(prometheus_stack::proxy::AlwaysHealthy),
+    )
+    .await
+    .expect("proxy starts")
+}
+
+/// curl arguments that trust the internal CA and resolve the app host to loopback.
+pub fn tls_args(data: &Path, host: &str, port: u16) -> Vec<String> {
+    vec![
+        "--cacert".into(),
+        data.join("pki/ca.crt").display().to_string(),
+        "--resolve".into(),
+        format!("{host}:{port}:127.0.0.1"),
+    ]
+}
+
+/// [`curl`] without blocking the runtime (the proxy under test runs on it).
+pub async fn curl_async(args: Vec<String>) -> (u16, Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&a)
+    })
+    .await
+    .expect("curl thread")
+}
