@@ -169,9 +169,20 @@ fn rustfs_podman_preset_keeps_data_under_data_dir() {
     assert_eq!(spec.image, "docker.io/rustfs/rustfs:1.0.0");
     assert_eq!(spec.volumes, vec!["/srv/ps/objects:/data".to_string()]);
     assert!(spec.init);
-    // Inside the container it listens on the container interface; the runtime publishes
-    // the port on loopback. The health probe stays on the host's loopback.
-    assert_eq!(env_text(&u.env, "RUSTFS_ADDRESS"), "0.0.0.0:29000");
+    // Host networking (the podman runtime's choice): loopback, like the native unit.
+    assert_eq!(env_text(&u.env, "RUSTFS_ADDRESS"), "127.0.0.1:29000");
+    assert_eq!(
+        env_text(&u.env, "RUSTFS_CONSOLE_ADDRESS"),
+        "127.0.0.1:29001"
+    );
+    assert_eq!(
+        env_text(&u.env, "RUSTFS_ACCESS_KEY"),
+        "${secret:objects-root-user}"
+    );
+    assert!(
+        matches!(&u.exec, Exec::Command(a) if a.is_empty()),
+        "the image's own command"
+    );
     assert_eq!(env_text(&u.env, "RUSTFS_VOLUMES"), "/data");
     match &u.health.as_ref().unwrap().probe {
         Probe::Http { url, .. } => assert_eq!(url, "http://127.0.0.1:29000/health"),
@@ -246,9 +257,9 @@ fn minio_podman_preset_command_standin_checks() {
             "server",
             "/data",
             "--address",
-            ":29000",
+            "127.0.0.1:29000",
             "--console-address",
-            ":29001"
+            "127.0.0.1:29001"
         ]
     );
 }

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 pub const DEFAULT_IMAGE: &str = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z";
 
 pub(crate) fn launch(i: &LaunchInput) -> Launch {
-    // In a container the server must listen on the container's interface; the podman
-    // runtime publishes the port on the host's loopback only.
-    let bind = if i.podman { "" } else { "127.0.0.1" };
+    // Loopback in both runtimes: podman units use host networking (runtime::podman).
+    let bind = "127.0.0.1";
     let mut env = BTreeMap::new();
     env.insert("MINIO_ROOT_USER".into(), EnvValue::secret(ROOT_USER_SECRET));
     env.insert(

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 pub const DEFAULT_IMAGE: &str = "docker.io/rustfs/rustfs:1.0.0";
 
 pub(crate) fn launch(i: &LaunchInput) -> Launch {
-    // In a container the server must listen on the container's interface; the podman
-    // runtime publishes the port on the host's loopback only.
-    let bind = if i.podman { "0.0.0.0" } else { "127.0.0.1" };
+    // Loopback in both runtimes: podman units use host networking (runtime::podman).
+    let bind = "127.0.0.1";
     let address = format!("{bind}:{}", i.port);
     let data = i.data_dir.display().to_string();
     let mut env = BTreeMap::new();
