@@ -4,6 +4,15 @@
 //! Both stores listen on loopback only; the browser reaches the bucket through our proxy on
 //! the app origin with Host and path untouched, so URLs presigned for `S3_ENDPOINT = the app
 //! origin` verify at the store and no CORS, extra host or certificate is needed.
+//!
+//! LobeChat signs with the store's root key (secrets `objects-root-user` /
+//! `objects-root-password`): a dedicated key needs MinIO's admin API (madmin bodies
+//! encrypted with argon2id + DARE, no server here to test it against) or RustFS's
+//! (`accesskey create` failed, rustfs#2205). The plan carries a warning that `check` and
+//! `status` show, and objects-init logs the same note.
+//!
+//! For peers: [`lobechat_s3_env`], [`lobechat_dependency`], [`init_unit_name`],
+//! [`find_store`], [`app_host`], [`app_origin`].
 
 pub mod init;
 mod minio;
@@ -158,9 +167,7 @@ pub fn lobechat_dependency(ctx: &PresetCtx) -> Option<Dependency> {
     })
 }
 
-/// The secrets LobeChat signs with. Neither store's admin API for access keys is used
-/// (MinIO's needs madmin's encrypted bodies, RustFS's failed in rustfs#2205), so this is
-/// the root key; the plan carries a warning saying so.
+/// The secrets LobeChat signs with: the root key (see the module doc).
 fn app_key_secrets() -> (&'static str, &'static str) {
     (ROOT_USER_SECRET, ROOT_PASSWORD_SECRET)
 }
