@@ -1,11 +1,11 @@
 //! objects-init and the S3 client against real S3 servers from tests/setup.sh.
 //!
-//! moto accepts policy and CORS calls but verifies no signatures and enforces no policy:
-//! it proves which provisioning calls are made and what the store keeps (read back), and
-//! idempotency. s3s-fs verifies SigV4: it proves our signatures and presigned URLs, and
-//! that an unauthenticated client gets nothing. Neither enforces bucket policies, so
-//! "anonymous GET works" is proven only as far as the policy document we store (exactly
-//! GetObject on BUCKET/*); MinIO and RustFS cannot be installed here.
+//! moto accepts policy and CORS calls but verifies no signatures: it proves which
+//! provisioning calls are made and what the store keeps (read back), idempotency, and —
+//! since it evaluates bucket policies for anonymous object reads — that our policy opens
+//! anonymous GET. It lets anonymous clients LIST and PUT whatever the policy says, so
+//! those refusals are shown by s3s-fs (verifies SigV4, no policies) and by the stored
+//! document being exactly GetObject on BUCKET/*. MinIO and RustFS cannot be installed here.
 
 mod common_objects;
 
@@ -293,4 +293,43 @@ async fn s3s_fs_refuses_anonymous_list_put_and_get() {
         403
     );
     assert!(c.get_object("lobe", "new.txt").await.is_err());
+}
+
+/// moto evaluates bucket policies for anonymous object reads (a private object is 403
+/// unless the bucket policy permits GetObject): before objects-init an anonymous GET is
+/// refused, after it the same GET works, and a bucket without the policy stays closed.
+/// (moto does not refuse anonymous LIST or PUT at all; s3s-fs shows those are refused.)
+#[tokio::test]
+async fn anonymous_get_works_only_through_the_policy_objects_init_sets_moto() {
+    let m = moto();
+    let c = client(&m.endpoint(), "a", "b");
+    c.create_bucket("lobe").await.unwrap();
+    c.create_bucket("other").await.unwrap();
+    c.put_object("lobe", "img/pic.png", "png bytes".into())
+        .await
+        .unwrap();
+    c.put_object("other", "img/pic.png", "hidden".into())
+        .await
+        .unwrap();
+    let url = |b: &str| format!("{}{}", m.endpoint(), object_path(b, "img/pic.png"));
+    assert_eq!(curl(&[&url("lobe")]).0, 403, "private before the policy");
+
+    let spec = InitSpec {
+        endpoint: m.endpoint(),
+        bucket: "lobe".into(),
+        app_origin: None,
+        store: "objects".into(),
+        flavor: Flavor::Minio,
+    };
+    provision(&c, &spec, &quiet(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (st, body) = curl(&[&url("lobe")]);
+    assert_eq!(st, 200);
+    assert_eq!(body, b"png bytes");
+    assert_eq!(
+        curl(&[&url("other")]).0,
+        403,
+        "the policy is scoped to its bucket"
+    );
 }
