@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub mod objects;
+pub mod postgres;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {
@@ -45,14 +46,18 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &["rustfs", "minio"];
+pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     match preset {
-        "rustfs" | "minio" => return objects::expand(preset, ctx),
-        _ => {}
+        "postgres" => postgres::expand(ctx),
+        "rustfs" | "minio" => objects::expand(preset, ctx),
+        _ => unknown(preset, ctx),
     }
+}
+
+fn unknown(preset: &str, ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     e.issues.push(Issue::new(
         format!("{}.preset", ctx.key),
