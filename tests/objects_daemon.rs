@@ -2,20 +2,22 @@
 //! binary is the rustfs stand-in (moto's S3 API behind RustFS's argv/env/health; RustFS
 //! cannot be built here). The daemon generates the root key, prepares the data dir, starts
 //! the store, waits for /health, then objects-init provisions the bucket; `status` shows
-//! the root-key warning; SIGTERM stops the store.
+//! the root-key warning; the daemon's TLS proxy serves the bucket on the app origin
+//! (anonymous read through the policy, presigned read); SIGTERM stops the store.
 
 mod common_objects;
 
-use common_objects::require;
+use common_objects::{curl_async, require, tls_args};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
-use prometheus_stack::stack::objects::s3::{S3Client, S3Credentials};
+use prometheus_stack::stack::objects::s3::{object_path, S3Client, S3Credentials};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 26320;
+const HTTPS_PORT: u16 = 26445;
 const EXE: &str = env!("CARGO_BIN_EXE_prometheus-stack");
 
 fn standin_binary(dir: &Path) -> PathBuf {
@@ -57,9 +59,20 @@ fn unit_state(v: &serde_json::Value, name: &str) -> String {
         .to_string()
 }
 
+/// The daemon; on drop (also when an assertion failed) it gets SIGTERM first so that it
+/// stops its units, and SIGKILL only if it does not exit.
 struct Daemon(std::process::Child);
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -79,6 +92,10 @@ async fn daemon_runs_rustfs_preset_and_objects_init_with_rustfs_standin() {
 [stack]
 domain = "example.com"
 data_dir = "{}"
+
+[proxy]
+https = "127.0.0.1:{HTTPS_PORT}"
+tls = "internal"
 
 [services.objects]
 preset = "rustfs"
@@ -144,6 +161,31 @@ port = {PORT}
     )
     .unwrap();
     check_public_read_policy(&c.get_bucket_policy("lobe").await.unwrap(), "lobe").unwrap();
+
+    // Through the daemon's own TLS proxy on the app origin: an uploaded object is read
+    // anonymously at S3_PUBLIC_DOMAIN/BUCKET/KEY (allowed by the policy; moto applies it)
+    // and with a presigned GET. (Presigned uploads through the proxy are proven against
+    // s3s-fs, which verifies signatures, in objects_proxy.rs.)
+    let origin = format!("https://lobe.example.com:{HTTPS_PORT}");
+    let tls = tls_args(&data, "lobe.example.com", HTTPS_PORT);
+    c.put_object("lobe", "chat/upload.txt", "uploaded".into())
+        .await
+        .unwrap();
+    let path = object_path("lobe", "chat/upload.txt");
+    let mut args = tls.clone();
+    args.push(format!("{origin}{path}"));
+    let (st, body) = curl_async(args).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"uploaded");
+    let get = c
+        .presign(&origin, "GET", &path, Duration::from_secs(300))
+        .unwrap();
+    let mut args = tls.clone();
+    args.push(get);
+    let (st, body) = curl_async(args).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, b"uploaded");
+
     let md = std::fs::metadata(data.join("objects")).unwrap();
     assert_eq!(md.permissions().mode() & 0o777, 0o750);
 
