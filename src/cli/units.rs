@@ -105,6 +105,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", render_status(&v));
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or_default());
+        }
         if let Some(g) = &gpu {
             print!("{}", super::gpu::status_footer(g));
         }

@@ -395,12 +395,13 @@ fn apply_section(
     let runtime = effective_runtime(cfg, svc);
     if runtime == RuntimeName::Podman || svc.image.is_some() {
         match (&svc.image, &u.runtime) {
-            (Some(image), _) => {
-                let volumes = svc
-                    .volumes
-                    .iter()
-                    .map(|v| resolve_volume(v, stack))
-                    .collect();
+            (Some(image), prev) => {
+                // A preset's own volumes (its data dir) stay; the operator's are added.
+                let mut volumes = match prev {
+                    Runtime::Podman(p) => p.volumes.clone(),
+                    Runtime::Process => Vec::new(),
+                };
+                volumes.extend(svc.volumes.iter().map(|v| resolve_volume(v, stack)));
                 let gpu_devices = match &svc.gpu {
                     Some(GpuUse::Flag(b)) => *b,
                     Some(GpuUse::Policy(p)) => p.devices.unwrap_or(true),

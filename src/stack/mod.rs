@@ -6,6 +6,7 @@ use crate::plan::{Route, SecretSpec, StackInfo, Unit};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod objects;
 pub mod postgres;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
@@ -45,12 +46,13 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &["postgres"];
+pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     match preset {
         "postgres" => postgres::expand(ctx),
+        "rustfs" | "minio" => objects::expand(preset, ctx),
         _ => unknown(preset, ctx),
     }
 }
