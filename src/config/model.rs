@@ -226,7 +226,7 @@ pub struct ServiceSection {
 }
 
 /// `depends_on = ["db"]` or `depends_on = { db = "healthy" }`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum DependsOn {
     List(Vec<String>),
@@ -292,7 +292,7 @@ pub struct CrashLoopSection {
 }
 
 /// `gpu = true` (podman: CDI device) or a memory policy table.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum GpuUse {
     Flag(bool),
@@ -363,4 +363,44 @@ pub struct MetricsSection {
 pub struct BundleSection {
     #[serde(default)]
     pub artifacts: Vec<PathBuf>,
+}
+
+// Untagged enums would hide the real problem ("did not match any variant"); these pick
+// the form by the value's type so a bad size or condition is reported as such.
+
+impl<'de> Deserialize<'de> for DependsOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            v @ toml::Value::Array(_) => Vec::<String>::deserialize(v)
+                .map(DependsOn::List)
+                .map_err(|e| D::Error::custom(format!("{e} (write [\"unit\", …])"))),
+            v @ toml::Value::Table(_) => BTreeMap::<String, ConditionName>::deserialize(v)
+                .map(DependsOn::Map)
+                .map_err(|e| {
+                    D::Error::custom(format!(
+                        "{} (conditions: \"started\", \"healthy\", \"completed\")",
+                        e.message().trim()
+                    ))
+                }),
+            _ => Err(D::Error::custom(
+                "expected a list of units or a table { unit = \"healthy\" }",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GpuUse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(b) => Ok(GpuUse::Flag(b)),
+            v @ toml::Value::Table(_) => GpuPolicySection::deserialize(v)
+                .map(GpuUse::Policy)
+                .map_err(|e| D::Error::custom(e.message().trim().to_string())),
+            _ => Err(D::Error::custom(
+                "expected true/false or a table { min_free = \"8GiB\", … }",
+            )),
+        }
+    }
 }
