@@ -6,6 +6,9 @@ use crate::plan::{Route, SecretSpec, StackInfo, Unit};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod lobechat;
+pub mod logto;
+
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {
     pub cfg: &'a ConfigFile,
@@ -43,10 +46,15 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &[];
+pub const PRESETS: &[&str] = &["logto", "lobechat"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
+    match preset {
+        "logto" => return logto::expand(ctx),
+        "lobechat" => return lobechat::expand(ctx),
+        _ => {}
+    }
     let mut e = Expansion::default();
     e.issues.push(Issue::new(
         format!("{}.preset", ctx.key),
