@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn overrides_v2_rejects_are_issues_naming_the_key() {
         let mut s = ServiceSection::default();
-        s.env.insert("NEXTAUTH_URL".into(), "https://x/api/auth".into());
+        s.env
+            .insert("NEXTAUTH_URL".into(), "https://x/api/auth".into());
         s.env.insert("AUTH_URL".into(), "https://x".into());
         s.env.insert("APP_URL".into(), "https://x/".into());
         s.env.insert("JWKS_KEY".into(), "{}".into());

@@ -20,8 +20,7 @@ pub fn spec(consumer: &str) -> SecretSpec {
 
 /// Why `text` is not a usable JWKS_KEY, if it is not.
 pub fn check(text: &str) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     let keys = v
         .get("keys")
         .and_then(|k| k.as_array())

@@ -148,7 +148,12 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         m.restart = RestartPolicy::Never;
         m.workdir = Some(dir.clone());
         m.exec = Exec::Command(vec![node.clone(), "docker.cjs".into()]);
-        for k in ["DATABASE_URL", "DATABASE_DRIVER", "NODE_ENV", "NODE_EXTRA_CA_CERTS"] {
+        for k in [
+            "DATABASE_URL",
+            "DATABASE_DRIVER",
+            "NODE_ENV",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
             if let Some(v) = u.env.get(k) {
                 m.env.insert(k.into(), v.clone());
             }

@@ -80,8 +80,8 @@ mod tests {
             public_host(&c, &s, "auth", "services.logto").unwrap(),
             "login.example.org"
         );
-        let e = public_host(&cfg(""), &ServiceSection::default(), "lobe", "services.lc")
-            .unwrap_err();
+        let e =
+            public_host(&cfg(""), &ServiceSection::default(), "lobe", "services.lc").unwrap_err();
         assert_eq!(e.key, "services.lc.host");
         let bad = ServiceSection {
             host: Some("https://x.org/".into()),

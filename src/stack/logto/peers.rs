@@ -39,7 +39,8 @@ pub fn objects_init(ctx: &PresetCtx) -> Option<Dependency> {
 }
 
 fn objects<'a>(ctx: &'a PresetCtx) -> Option<(&'a str, &'a crate::config::model::ServiceSection)> {
-    ctx.find_preset("rustfs").or_else(|| ctx.find_preset("minio"))
+    ctx.find_preset("rustfs")
+        .or_else(|| ctx.find_preset("minio"))
 }
 
 /// LobeChat's `S3_*` variables; empty without an object-store preset.

@@ -48,7 +48,10 @@ pub enum ProvisionError {
     #[error("application {id:?} exists in Logto tenant {tenant:?}, not {TENANT:?}; delete it in the console or rename it")]
     WrongTenant { id: String, tenant: String },
     #[error("stored Logto metadata of {id:?} is not JSON: {source}")]
-    Json { id: String, source: serde_json::Error },
+    Json {
+        id: String,
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Plan(String),
     #[error(transparent)]
@@ -222,7 +225,8 @@ pub async fn ensure_client(
         .map_err(sql("reading the LobeChat application"))?;
     let outcome = match row {
         None => {
-            let oidc = json!({"redirectUris": [redirect], "postLogoutRedirectUris": [spec.app_url]});
+            let oidc =
+                json!({"redirectUris": [redirect], "postLogoutRedirectUris": [spec.app_url]});
             let custom = json!({"corsAllowedOrigins": [spec.app_url]});
             db.execute(
                 "INSERT INTO applications (tenant_id, id, name, secret, description, type, \

@@ -22,7 +22,8 @@ pub(super) fn unit(
     u.kind = UnitKind::Oneshot;
     u.restart = RestartPolicy::Never;
     u.env.insert("DB_URL".into(), db_url.clone());
-    u.env.insert("NODE_ENV".into(), EnvValue::text("production"));
+    u.env
+        .insert("NODE_ENV".into(), EnvValue::text("production"));
     match (podman, &ctx.section.image) {
         (true, Some(image)) => {
             // ENTRYPOINT `npm run` + these args = `npm run cli db seed -- --swe`.
