@@ -2,6 +2,9 @@
 //! user `postgres` on a port from this suite's range, and Logto-shaped tables.
 #![allow(dead_code)]
 
+pub mod direct;
+pub mod standins;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
