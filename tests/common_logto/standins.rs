@@ -17,9 +17,8 @@ fn put(src: &Path, dst: &Path) {
 
 /// The node binary the stand-ins run on.
 pub fn node() -> PathBuf {
-    let p = prometheus_stack::plan::find_executable("node", None)
-        .expect("node is missing: run tests/setup.sh (npm oidc-provider needs it too)");
-    p
+    prometheus_stack::plan::find_executable("node", None)
+        .expect("node is missing: run tests/setup.sh (npm oidc-provider needs it too)")
 }
 
 /// `dir/logto`: packages/core/index.js (the server), packages/cli/bin/logto.js (the seed),
