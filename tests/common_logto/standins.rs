@@ -62,3 +62,27 @@ pub fn lobechat_release(dir: &Path, expect: &serde_json::Value) -> PathBuf {
     std::fs::write(root.join("standin.json"), expect.to_string()).unwrap();
     root
 }
+
+/// npm packages installed by tests/setup.sh (`oidc-provider`).
+pub fn node_modules() -> PathBuf {
+    let deps = std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into());
+    let p = Path::new(&deps).join("node/node_modules");
+    assert!(
+        p.join("oidc-provider").is_dir(),
+        "{} has no oidc-provider: run tests/setup.sh",
+        p.display()
+    );
+    p
+}
+
+/// Like [`logto_release`], but the server is a real OIDC provider (`oidc-provider`)
+/// serving the clients found in the database under ENDPOINT/oidc.
+pub fn logto_oidc_release(dir: &Path) -> PathBuf {
+    let root = logto_release(dir);
+    let core = root.join("packages/core");
+    std::fs::remove_file(core.join("index.js")).unwrap();
+    put(&standin("logto_oidc_standin.mjs"), &core.join("index.mjs"));
+    std::fs::write(core.join("package.json"), r#"{"main": "index.mjs"}"#).unwrap();
+    std::os::unix::fs::symlink(node_modules(), core.join("node_modules")).unwrap();
+    root
+}

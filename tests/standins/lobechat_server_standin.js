@@ -53,7 +53,9 @@ for (const [name, value] of Object.entries(expect.equal || {})) {
 if (!fs.existsSync(path.join(__dirname, 'migrated'))) c.fail('started before the migration (node docker.cjs) ran');
 c.verdict(who);
 
-c.serve(who, host, port, (req, res) => {
+const rp = require(path.join(__dirname, 'lobechat_rp_standin.js'));
+c.serve(who, host, port, async (req, res) => {
+  if (await rp.handle(req, res, process.env, expect.resolve || {})) return;
   res.writeHead(200, { 'content-type': 'text/html' });
   res.end(`<html>lobechat standin ${expect.edition} at ${app}</html>\n`);
 });
