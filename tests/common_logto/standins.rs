@@ -58,6 +58,10 @@ pub fn lobechat_release(dir: &Path, expect: &serde_json::Value) -> PathBuf {
         &standin("standin_common.js"),
         &root.join("standin_common.js"),
     );
+    put(
+        &standin("lobechat_rp_standin.js"),
+        &root.join("lobechat_rp_standin.js"),
+    );
     std::fs::create_dir_all(root.join("migrations")).unwrap();
     std::fs::write(root.join("standin.json"), expect.to_string()).unwrap();
     root
