@@ -3,6 +3,8 @@
 
 mod check;
 mod not_built;
+mod run;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -129,6 +131,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => check::check(&ctx),
+        Command::Run => run::run(&ctx),
+        Command::Status { json } => units::status(&ctx, json),
+        Command::Start { units: u } => units::action(&ctx, "start", &u),
+        Command::Stop { units: u } => units::action(&ctx, "stop", &u),
+        Command::Restart { units: u } => units::action(&ctx, "restart", &u),
+        Command::Logs {
+            unit,
+            follow,
+            lines,
+        } => units::logs(&ctx, &unit, follow, lines),
+        Command::Reload => units::reload(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,0 +1,189 @@
+//! Client commands of the running daemon: status, start/stop/restart, logs, reload.
+
+use super::Ctx;
+use crate::control::{Client, ClientError};
+use crate::plan::BuildOptions;
+use anyhow::Context;
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The socket: --socket, else the one the config names.
+fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
+    if let Some(s) = &ctx.socket {
+        return Ok(s.clone());
+    }
+    let plan = ctx
+        .plan(BuildOptions { check_host: false })
+        .map_err(|e| anyhow::anyhow!("{e}\n(pass --socket to reach a daemon anyway)"))?;
+    Ok(plan.control.socket)
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+/// Prints a client error as one line; exit 1.
+fn fail(e: ClientError) -> anyhow::Result<ExitCode> {
+    eprintln!("prometheus-stack: {e}");
+    Ok(ExitCode::from(1))
+}
+
+/// `status [--json]`.
+pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(socket(ctx)?);
+    let v = match block_on(client.get_json("/v1/status"))? {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_status(&v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status table.
+pub fn render_status(v: &Value) -> String {
+    let now = crate::supervisor::state::now();
+    let mut rows = vec![[
+        "UNIT",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "HEALTH",
+        "LAST EXIT",
+        "REASON",
+    ]
+    .map(String::from)];
+    for u in v["units"].as_array().into_iter().flatten() {
+        let s = |k: &str| u[k].as_str().unwrap_or("-").to_string();
+        let state = s("state");
+        let up = match (state.as_str(), u["started_at"].as_f64()) {
+            ("running" | "healthy", Some(t)) => human(now - t),
+            _ => "-".into(),
+        };
+        rows.push([
+            s("name"),
+            state,
+            u["pid"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .unwrap_or("-".into()),
+            up,
+            u["restarts"].as_u64().unwrap_or(0).to_string(),
+            s("health"),
+            s("last_exit"),
+            s("reason"),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i == 7 {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn human(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `start|stop|restart UNIT…`.
+pub fn action(ctx: &Ctx, action: &str, units: &[String]) -> anyhow::Result<ExitCode> {
+    if units.is_empty() {
+        anyhow::bail!("{action}: name at least one unit (see `prometheus-stack status`)");
+    }
+    let client = Client::new(socket(ctx)?);
+    let mut code = ExitCode::SUCCESS;
+    for u in units {
+        let r = block_on(client.post_json(&format!("/v1/units/{u}/{action}")))?;
+        match r {
+            Ok(_) => println!("{u}: {action} ok"),
+            Err(e @ ClientError::NoDaemon(_)) => return fail(e),
+            Err(e) => {
+                eprintln!("{u}: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `logs [-f] [-n N] UNIT`.
+pub fn logs(ctx: &Ctx, unit: &str, follow: bool, n: usize) -> anyhow::Result<ExitCode> {
+    let client = Client::new(socket(ctx)?);
+    let path = format!(
+        "/v1/units/{unit}/logs?n={n}{}",
+        if follow { "&follow=1" } else { "" }
+    );
+    let r = block_on(client.stream(&path, |chunk| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(chunk);
+        let _ = out.flush();
+    }))?;
+    match r {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => fail(e),
+    }
+}
+
+/// `reload`: prints what restarted, or the config error (exit 1).
+pub fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let client = Client::new(socket(ctx)?);
+    match block_on(client.post_json("/v1/reload"))? {
+        Ok(v) => {
+            let list = |k: &str| {
+                let names: Vec<&str> = v[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                    .collect();
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            };
+            println!(
+                "reloaded: restarted {}; added {}; removed {}",
+                list("restarted"),
+                list("added"),
+                list("removed")
+            );
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}

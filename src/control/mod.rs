@@ -1,0 +1,11 @@
+//! The control API: HTTP/JSON on a Unix socket (mode 0660, group `prometheus-stack` or
+//! `[control].group`). The CLI is its client (`client.rs`); the endpoints live in one
+//! router (`routes.rs`).
+
+pub mod client;
+pub mod routes;
+mod server;
+
+pub use client::{Client, ClientError};
+pub use routes::ControlCtx;
+pub use server::{serve, ControlError, ControlServer};
