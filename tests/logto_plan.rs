@@ -212,7 +212,8 @@ env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
     assert!(matches!(&seed.exec, Exec::Command(a) if a == &["cli", "db", "seed", "--", "--swe"]));
     assert_eq!(
         p.unit("lobechat").unwrap().env["HOSTNAME"].to_string(),
-        "0.0.0.0"
+        "127.0.0.1",
+        "containers share the host network: bind loopback only"
     );
 }
 

@@ -44,8 +44,6 @@ pub struct Inputs {
     /// Public URL, no trailing slash.
     pub app_url: String,
     pub port: u16,
-    /// Inside a container the app listens on every interface (the port is published).
-    pub podman: bool,
     pub database_url: Option<EnvValue>,
     pub sso: Option<Sso>,
     pub s3: BTreeMap<String, EnvValue>,
@@ -69,10 +67,9 @@ pub fn build(edition: Edition, i: &Inputs) -> BTreeMap<String, EnvValue> {
         EnvValue::text(format!("http://127.0.0.1:{}", i.port)),
     );
     set("PORT", EnvValue::text(i.port.to_string()));
-    set(
-        "HOSTNAME",
-        EnvValue::text(if i.podman { "0.0.0.0" } else { "127.0.0.1" }),
-    );
+    // Loopback in both runtimes: containers share the host network (runtime::podman),
+    // and only the proxy should reach LobeChat.
+    set("HOSTNAME", EnvValue::text("127.0.0.1"));
     set("NODE_ENV", EnvValue::text("production"));
     set("KEY_VAULTS_SECRET", EnvValue::secret(&i.key_vaults_secret));
     set("DATABASE_DRIVER", EnvValue::text("node"));
@@ -151,7 +148,6 @@ mod tests {
         Inputs {
             app_url: "https://lobe.example.com".into(),
             port: 3210,
-            podman: false,
             database_url: Some(EnvValue::text("postgres://x")),
             sso: Some(Sso {
                 client_id: "cid".into(),

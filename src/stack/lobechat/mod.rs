@@ -94,7 +94,6 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let inputs = Inputs {
         app_url: app_url.clone(),
         port,
-        podman,
         database_url: database_url.clone(),
         sso,
         s3,

@@ -5,6 +5,10 @@
 //! `provision`), and `NAME` itself (`node .` in `packages/core`, or the image's own
 //! `npm run start`). Env follows DESIGN §2/§7: `ENDPOINT` is the public
 //! https://auth.DOMAIN origin, `ADMIN_ENDPOINT` a different origin, `TRUST_PROXY_HEADER=1`.
+//!
+//! Logto has no listen-address setting: it binds PORT and ADMIN_PORT on every interface
+//! (packages/core/src/app/init.ts), natively and with podman's host network alike. Only
+//! the proxy should reach them: firewall both ports (or run Logto in a network namespace).
 
 pub mod origins;
 pub mod peers;
