@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod pki;
 pub mod plan;
+pub mod proxy;
 pub mod runtime;
 pub mod secrets;
 pub mod stack;

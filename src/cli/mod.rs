@@ -1,6 +1,7 @@
 //! The command line: `run` is the daemon; every other command is a one-shot tool or a
 //! client of the daemon's control socket.
 
+mod ca;
 mod check;
 mod not_built;
 mod run;
@@ -143,6 +144,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
+        Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -1,0 +1,320 @@
+//! The HTTPS front door (replaces nginx): TLS with per-site certificates (files or the
+//! internal CA), routing by host then longest path prefix, forwarding to units over a
+//! keep-alive pool, 503 status page while a unit is not healthy, HTTP→HTTPS redirect.
+//!
+//! Public API (what the daemon wires in):
+//! - [`Proxy::start`]`(plan, health)` binds `[proxy] https` (+ `http` for redirects) and
+//!   returns a [`ProxyHandle`]; [`Proxy::start_with`] takes [`ProxyOptions`].
+//! - [`ProxyHandle::reload`]`(plan)`: new routes, limits and certificates; open
+//!   connections are kept (listen addresses are not rebound).
+//! - [`ProxyHandle::shutdown`]: stop accepting, let open requests finish (bounded).
+//! - [`ProxyHandle::local_addrs`]: the bound addresses (useful with port 0).
+//! - [`ProxyHandle::metrics`] → [`ProxyMetrics::register`] into a prometheus registry.
+//! - [`UnitHealth`] (the supervisor's snapshot implements it), [`UnitView`],
+//!   [`AlwaysHealthy`], [`SettableHealth`].
+//! - [`serve_standalone`]: proxy only, all units healthy, until SIGINT/SIGTERM;
+//!   SIGHUP re-reads certificates (benchmarks, tests).
+//!
+//! Access log lines go to tracing target [`ACCESS_TARGET`]. Certificates are re-read
+//! when their files change on disk (polled; symlinks followed) and on reload; a broken
+//! new certificate is refused with an error log and the previous one keeps serving.
+
+mod access_log;
+mod body;
+mod certs;
+mod error;
+mod forward;
+mod health;
+mod listener;
+mod metrics;
+mod pages;
+mod redirect;
+mod routes;
+mod service;
+mod status_page;
+mod tls;
+
+pub use access_log::ACCESS_TARGET;
+pub use body::ResponseBody;
+pub use error::ProxyError;
+pub use health::{AlwaysHealthy, SettableHealth, UnitHealth, UnitView};
+pub use metrics::ProxyMetrics;
+
+use crate::config::model::TlsMode;
+use crate::plan::{Plan, ProxyPlan};
+use arc_swap::ArcSwap;
+use certs::{CertSource, CertStore};
+use listener::Stop;
+use service::{Shared, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Tunables that are not in the config file.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// How often certificate files are checked for changes.
+    pub cert_poll: Duration,
+    /// How often internal-CA leaves are checked for renewal.
+    pub renew_check: Duration,
+    /// How long shutdown waits for open connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            cert_poll: Duration::from_secs(5),
+            renew_check: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Addresses the proxy listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyAddrs {
+    pub https: SocketAddr,
+    /// The redirect listener, when `[proxy] http` is set.
+    pub http: Option<SocketAddr>,
+}
+
+/// Entry point.
+pub struct Proxy;
+
+impl Proxy {
+    /// Binds the listeners of `plan.proxy` and starts serving.
+    pub async fn start(
+        plan: Arc<Plan>,
+        health: Arc<dyn UnitHealth>,
+    ) -> Result<ProxyHandle, ProxyError> {
+        Self::start_with(plan, health, ProxyOptions::default()).await
+    }
+
+    /// [`Proxy::start`] with explicit options.
+    pub async fn start_with(
+        plan: Arc<Plan>,
+        health: Arc<dyn UnitHealth>,
+        opts: ProxyOptions,
+    ) -> Result<ProxyHandle, ProxyError> {
+        let p = plan.proxy.as_ref().ok_or(ProxyError::NoProxySection)?;
+        let sources = cert_sources(p).await?;
+        let certs = CertStore::new(&sources)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(certs.clone())?);
+        let https = listener::bind(&p.https, "https").await?;
+        let http = match &p.http {
+            Some(a) => Some(listener::bind(a, "http").await?),
+            None => None,
+        };
+        let addrs = ProxyAddrs {
+            https: https.local_addr().map_err(|source| ProxyError::Bind {
+                addr: p.https.clone(),
+                key: "https",
+                source,
+            })?,
+            http: http.as_ref().and_then(|l| l.local_addr().ok()),
+        };
+        let shared = Arc::new(Shared {
+            state: ArcSwap::from_pointee(State::new(p, None)),
+            health,
+            metrics: ProxyMetrics::default(),
+            no_site: metrics::SiteName(Arc::from("-")),
+        });
+        let max_conn = p.max_connections.max(1);
+        let limit = Arc::new(Semaphore::new(max_conn));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(listener::serve_https(
+            https,
+            shared.clone(),
+            acceptor,
+            limit.clone(),
+            Stop(stop_rx.clone()),
+        ))];
+        if let Some(l) = http {
+            tasks.push(tokio::spawn(listener::serve_http_redirect(
+                l,
+                shared.clone(),
+                addrs.https.port(),
+                limit.clone(),
+                Stop(stop_rx.clone()),
+            )));
+        }
+        let plan_now = Arc::new(ArcSwap::from(plan.clone()));
+        tasks.push(tokio::spawn(watch_certs(
+            certs.clone(),
+            plan_now.clone(),
+            opts.clone(),
+            Stop(stop_rx),
+        )));
+        tracing::info!(https = %addrs.https, http = ?addrs.http, sites = p.sites.len(), "proxy: listening");
+        Ok(ProxyHandle {
+            shared,
+            certs,
+            plan: plan_now,
+            addrs,
+            stop: stop_tx,
+            tasks,
+            limit,
+            max_conn,
+            opts,
+        })
+    }
+}
+
+/// A running proxy.
+pub struct ProxyHandle {
+    shared: Arc<Shared>,
+    certs: Arc<CertStore>,
+    plan: Arc<ArcSwap<Plan>>,
+    addrs: ProxyAddrs,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    limit: Arc<Semaphore>,
+    max_conn: usize,
+    opts: ProxyOptions,
+}
+
+impl ProxyHandle {
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> ProxyAddrs {
+        self.addrs
+    }
+
+    /// The proxy's metrics (register them once into the daemon's registry).
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.shared.metrics
+    }
+
+    /// Applies a new plan: routes, limits, timeouts and certificates (all re-read from
+    /// disk). Open connections stay. Changed listen addresses need a restart (logged).
+    pub async fn reload(&self, plan: Arc<Plan>) -> Result<(), ProxyError> {
+        let p = plan.proxy.as_ref().ok_or(ProxyError::NoProxySection)?;
+        let old = self.plan.load();
+        if let Some(o) = &old.proxy {
+            if o.https != p.https || o.http != p.http || o.max_connections != p.max_connections {
+                tracing::warn!("proxy: listen addresses or max_connections changed; they apply after a restart");
+            }
+        }
+        let sources = cert_sources(p).await?;
+        let certs = self.certs.clone();
+        let _ = tokio::task::spawn_blocking(move || certs.replace(&sources)).await;
+        let prev = self.shared.state.load();
+        self.shared
+            .state
+            .store(Arc::new(State::new(p, Some(&prev))));
+        self.plan.store(plan.clone());
+        tracing::info!(sites = p.sites.len(), "proxy: reloaded");
+        Ok(())
+    }
+
+    /// Stops accepting, asks open connections to finish, waits up to the grace period.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let all = u32::try_from(self.max_conn).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(self.opts.shutdown_grace, self.limit.acquire_many(all));
+        if drained.await.is_err() {
+            tracing::warn!(
+                "proxy: connections still open after the shutdown grace period; closing them"
+            );
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Where each site's certificate lives; for `tls = "internal"` the leaves are issued
+/// (or renewed) first.
+async fn cert_sources(p: &ProxyPlan) -> Result<Vec<CertSource>, ProxyError> {
+    match p.tls {
+        TlsMode::Files => p
+            .sites
+            .iter()
+            .map(|s| match (&s.cert, &s.key) {
+                (Some(c), Some(k)) => Ok(CertSource {
+                    host: s.host.clone(),
+                    cert: c.clone(),
+                    key: k.clone(),
+                }),
+                _ => Err(ProxyError::MissingCertPaths {
+                    host: s.host.clone(),
+                }),
+            })
+            .collect(),
+        TlsMode::Internal => {
+            let dir = p.pki_dir.clone();
+            let hosts: Vec<String> = p.sites.iter().map(|s| s.host.clone()).collect();
+            let issued = tokio::task::spawn_blocking(move || {
+                crate::pki::ensure_site_certs(&dir, &hosts, &crate::pki::LeafPolicy::default())
+            })
+            .await
+            .map_err(|e| ProxyError::Tls(format!("certificate issuing task failed: {e}")))??;
+            Ok(issued
+                .into_iter()
+                .map(|l| CertSource {
+                    host: l.host,
+                    cert: l.cert,
+                    key: l.key,
+                })
+                .collect())
+        }
+    }
+}
+
+/// Polls certificate files; for the internal CA also renews leaves before expiry.
+async fn watch_certs(
+    certs: Arc<CertStore>,
+    plan: Arc<ArcSwap<Plan>>,
+    opts: ProxyOptions,
+    mut stop: Stop,
+) {
+    let mut poll = tokio::time::interval(opts.cert_poll);
+    let mut renew = tokio::time::interval(opts.renew_check);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                let c = certs.clone();
+                let _ = tokio::task::spawn_blocking(move || c.poll()).await;
+            }
+            _ = renew.tick() => {
+                let plan = plan.load_full();
+                if let Some(p) = plan.proxy.as_ref().filter(|p| p.tls == TlsMode::Internal) {
+                    // Renewal rewrites the leaf files; the next poll picks them up.
+                    if let Err(e) = cert_sources(p).await {
+                        tracing::error!("proxy: internal CA renewal failed: {e}");
+                    }
+                }
+            }
+            _ = stop.wait() => return,
+        }
+    }
+}
+
+/// Runs the proxy alone (every unit counted healthy) until SIGINT or SIGTERM; SIGHUP
+/// reloads `plan` (certificates re-read). For benchmarks and manual tests.
+pub async fn serve_standalone(plan: Arc<Plan>) -> Result<(), ProxyError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let handle = Proxy::start(plan.clone(), Arc::new(AlwaysHealthy)).await?;
+    let sig = |k, name| signal(k).map_err(|e| ProxyError::Signal(name, e));
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = handle.reload(plan.clone()).await {
+                    tracing::error!("proxy: reload failed: {e}");
+                }
+            }
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}

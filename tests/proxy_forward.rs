@@ -1,0 +1,495 @@
+//! The proxy's forwarding with real clients and real upstreams: forwarded headers with
+//! path and Host untouched, WebSocket echo, unbuffered SSE, body limits, 502/503/504,
+//! redirects, abuse limits, access log and metrics.
+
+mod common_proxy;
+
+use bytes::Bytes;
+use common_proxy::*;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use prometheus_stack::proxy::{AlwaysHealthy, SettableHealth, UnitHealth};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    ca: TestCa,
+    ca_file: PathBuf,
+    up: SocketAddr,
+}
+
+/// One site `f.test` (plus `extra` TOML after its cert/key) with `routes`.
+async fn setup(routes: &str, proxy_extra: &str, services: &str) -> (Setup, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test CA");
+    let leaf = ca.ecdsa(&["f.test"]);
+    let cert = write(dir.path(), "f.pem", &leaf.chain);
+    let key = write(dir.path(), "f.key", &leaf.key);
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem);
+    let up = upstream::start("f").await;
+    let routes = routes.replace("UP", &up.to_string());
+    let toml = format!(
+        "[stack]\ndata_dir = {:?}\n[proxy]\nhttps = \"127.0.0.1:0\"\n{proxy_extra}\n[[proxy.site]]\nhost = \"f.test\"\ncert = {cert:?}\nkey = {key:?}\nroutes = [{routes}]\n{services}",
+        dir.path().join("data")
+    );
+    (
+        Setup {
+            _dir: dir,
+            ca,
+            ca_file,
+            up,
+        },
+        toml,
+    )
+}
+
+fn healthy() -> Arc<dyn UnitHealth> {
+    Arc::new(AlwaysHealthy)
+}
+
+fn header<'a>(echo: &'a str, name: &str) -> Vec<&'a str> {
+    echo.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_original_host_and_path_with_forwarded_headers_over_h1_and_h2() {
+    let (s, toml) = setup(r#"{ path = "/", to = "UP" }"#, "", "").await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let authority = format!("f.test:{}", addr.port());
+
+    // A presigned-URL-like path: encoded slash, query signature, must arrive byte for byte.
+    let path =
+        "/echo/bucket/a%2Fb%20c.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab%2Bcd";
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let mut h1 = client.h1(addr, "f.test").await;
+    h1.ready().await.unwrap();
+    let req = hyper::Request::get(path)
+        .header("host", &authority)
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "secret")
+        .header("proxy-authorization", "Basic Zm9v")
+        .header("x-custom", "kept")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let ans = read(h1.send_request(req).await.unwrap()).await;
+    assert_eq!(ans.status, 200);
+    let echo = ans.body;
+    assert!(echo.starts_with(&format!("PATH {path}\n")), "{echo}");
+    assert_eq!(header(&echo, "host"), [authority.as_str()]);
+    assert_eq!(header(&echo, "x-forwarded-host"), [authority.as_str()]);
+    assert_eq!(header(&echo, "x-forwarded-proto"), ["https"]);
+    assert_eq!(header(&echo, "x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(header(&echo, "x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(header(&echo, "x-custom"), ["kept"]);
+    assert!(header(&echo, "x-drop-me").is_empty(), "{echo}");
+    assert!(header(&echo, "proxy-authorization").is_empty(), "{echo}");
+    assert!(
+        header(&echo, "connection").is_empty() || header(&echo, "connection") == ["keep-alive"]
+    );
+
+    // HTTP/2 from curl: :authority becomes Host (with port); cookies are joined.
+    let mut c = curl(&s.ca_file, "f.test", addr);
+    c.args(["--http2", "-H", "cookie: a=1", "-H", "cookie: b=2"])
+        .arg(format!("https://{authority}{path}"));
+    let echo = run(c);
+    assert!(echo.starts_with(&format!("PATH {path}\n")), "{echo}");
+    assert_eq!(header(&echo, "host"), [authority.as_str()]);
+    assert_eq!(header(&echo, "x-forwarded-proto"), ["https"]);
+    assert_eq!(header(&echo, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(header(&echo, "cookie"), ["a=1; b=2"]);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_through_the_proxy() {
+    let ws_up = upstream::websocket_echo().await;
+    let (s, toml) = setup(
+        &format!(r#"{{ path = "/ws", to = "{ws_up}" }}, {{ path = "/", to = "UP" }}"#),
+        "",
+        "",
+    )
+    .await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let tls = client.connect(addr, "f.test").await.unwrap();
+    let url = format!("wss://f.test:{}/ws", addr.port());
+    let (mut ws, resp) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    use tokio_tungstenite::tungstenite::Message;
+    for i in 0..3 {
+        ws.send(Message::text(format!("ping {i}"))).await.unwrap();
+        let back = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, Message::text(format!("ping {i}")));
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    let back = ws.next().await.unwrap().unwrap();
+    assert_eq!(back, Message::binary(vec![0u8, 1, 2, 255]));
+    ws.close(None).await.unwrap();
+    proxy.shutdown().await;
+}
+
+/// Reads SSE events from a body and checks each arrives within 50 ms of being sent.
+async fn check_sse(body: hyper::body::Incoming) {
+    let mut body = body;
+    let mut events = 0;
+    let mut buf = String::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.unwrap();
+        let Some(d) = frame.data_ref() else { continue };
+        let now = upstream::now_ms();
+        buf.push_str(std::str::from_utf8(d).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let ev: String = buf.drain(..end + 2).collect();
+            let sent: u128 = ev.trim().strip_prefix("data: ").unwrap().parse().unwrap();
+            let late = now - sent;
+            assert!(
+                late <= 50,
+                "event sent at {sent} ms arrived at {now} ms ({late} ms late)"
+            );
+            events += 1;
+        }
+    }
+    assert_eq!(events, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_arrive_as_sent_over_h1_and_h2() {
+    upstream::clock();
+    let (s, toml) = setup(r#"{ path = "/", to = "UP" }"#, "", "").await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let mut h1 = client.h1(addr, "f.test").await;
+    let req = hyper::Request::get("/sse")
+        .header("host", "f.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = h1.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    check_sse(resp.into_body()).await;
+
+    let client = TlsClient::new(&s.ca.pem, &[b"h2"]);
+    let mut h2 = client.h2(addr, "f.test").await;
+    let req = hyper::Request::get("https://f.test/sse")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    check_sse(resp.into_body()).await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_over_the_limit_get_413_even_when_chunked() {
+    let (s, toml) = setup(
+        r#"{ path = "/upload", to = "UP", max_body = "4KiB" }, { path = "/", to = "UP" }"#,
+        "max_body = \"64KiB\"",
+        "",
+    )
+    .await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let dir = tempfile::tempdir().unwrap();
+    let small = write(dir.path(), "small", &"s".repeat(3000));
+    let big = write(dir.path(), "big", &"b".repeat(10_000));
+    let huge = write(dir.path(), "huge", &"h".repeat(100_000));
+    let post = |file: &PathBuf, chunked: bool, path: &str| {
+        let mut c = curl(&s.ca_file, "f.test", addr);
+        c.args(["-w", "\n%{http_code}", "--data-binary"])
+            .arg(format!("@{}", file.display()));
+        if chunked {
+            c.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        c.arg(format!("https://f.test:{}{path}", addr.port()));
+        run(c)
+    };
+    assert_eq!(post(&small, true, "/upload"), "got 3000 bytes\n200");
+    assert_eq!(post(&small, false, "/upload"), "got 3000 bytes\n200");
+    for chunked in [true, false] {
+        let out = post(&big, chunked, "/upload");
+        assert!(
+            out.ends_with("\n413") && out.contains("larger than the 4096 bytes"),
+            "{out}"
+        );
+    }
+    // Other routes use [proxy] max_body.
+    assert_eq!(
+        post(&big, true, "/upload-elsewhere"),
+        "got 10000 bytes\n200"
+    );
+    assert!(post(&huge, true, "/upload-elsewhere").ends_with("\n413"));
+    // HTTP/2 chunk-less stream without content-length.
+    let mut c = curl(&s.ca_file, "f.test", addr);
+    c.args([
+        "--http2",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-length:",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", big.display()))
+    .arg(format!("https://f.test:{}/upload", addr.port()));
+    assert!(run(c).ends_with("\n413"));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_give_502_503_504_pages_without_internal_errors() {
+    // A closed port for 502, a unit for 503, the slow path for 504.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (s, toml) = setup(
+        &format!(r#"{{ path = "/down", to = "{closed}" }}, {{ path = "/app", to = "lobechat" }}, {{ path = "/admin", redirect = "/console/welcome" }}, {{ path = "/", to = "UP" }}"#),
+        "upstream_timeout = \"1s\"\nconnect_timeout = \"500ms\"",
+        "",
+    )
+    .await;
+    let up_port = s.up.port();
+    let toml = format!(
+        "{toml}\n[services.lobechat]\ncommand = [\"/bin/true\"]\nport = {up_port}\n[services.postgres]\ncommand = [\"/bin/true\"]\nport = 1\n"
+    );
+    let health = Arc::new(SettableHealth::new());
+    health.set("lobechat", "starting", false, Some("waiting for postgres"));
+    health.set("postgres", "failed", false, Some("exit 1"));
+    let proxy = start(plan(&toml), health.clone()).await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let mut h1 = client.h1(addr, "f.test").await;
+
+    let ans = get1(&mut h1, "f.test", "/down").await;
+    assert_eq!(ans.status, 502);
+    assert!(ans.body.contains("could not be reached"), "{}", ans.body);
+    for leak in ["refused", "error", "127.0.0.1", "tcp"] {
+        assert!(
+            !ans.body.to_lowercase().contains(leak),
+            "leaks {leak:?}: {}",
+            ans.body
+        );
+    }
+
+    let ans = get1(&mut h1, "f.test", "/app/").await;
+    assert_eq!(ans.status, 503);
+    assert_eq!(ans.headers["retry-after"], "5");
+    assert!(
+        ans.body.contains("<td>lobechat</td><td>starting</td>"),
+        "{}",
+        ans.body
+    );
+    assert!(
+        ans.body.contains("<td>postgres</td><td>failed</td>"),
+        "{}",
+        ans.body
+    );
+    assert!(!ans.body.contains("exit 1"));
+    health.set("lobechat", "healthy", true, None);
+    let ans = get1(&mut h1, "f.test", "/app/").await;
+    assert_eq!((ans.status, ans.body.as_str()), (200, "hello from f"));
+
+    let t = std::time::Instant::now();
+    let ans = get1(&mut h1, "f.test", "/slow").await;
+    assert_eq!(ans.status, 504);
+    assert!(ans.body.contains("did not answer in time"));
+    assert!(t.elapsed() < Duration::from_millis(2500));
+
+    let ans = get1(&mut client.h1(addr, "f.test").await, "f.test", "/admin").await;
+    assert_eq!(ans.status, 302);
+    assert_eq!(ans.headers["location"], "/console/welcome");
+
+    // Connect timeout (connect_timeout = 500ms): a listener whose accept queue is full
+    // drops SYNs, so connecting hangs until the timeout.
+    let (_full, full_addr, _fillers) = full_listener().await;
+    let blackhole = prometheus_stack::plan::RouteAction::Address(full_addr.to_string());
+    let mut p = (*plan(&toml)).clone();
+    p.proxy.as_mut().unwrap().sites[0].routes[0].action = blackhole;
+    proxy.reload(Arc::new(p)).await.unwrap();
+    let t = std::time::Instant::now();
+    let ans = get1(&mut client.h1(addr, "f.test").await, "f.test", "/down").await;
+    assert_eq!(ans.status, 502, "{}", ans.body);
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    proxy.shutdown().await;
+}
+
+/// A listener with a backlog of 0 that never accepts, filled up so new SYNs are dropped.
+async fn full_listener() -> (
+    std::net::TcpListener,
+    SocketAddr,
+    Vec<tokio::net::TcpStream>,
+) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // listen() again shrinks the accept queue of the bound socket.
+    nix::sys::socket::listen(&l, nix::sys::socket::Backlog::new(0).unwrap()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break,
+        }
+    }
+    (l, addr, fillers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_malformed_requests_and_the_connection_limit() {
+    let (s, toml) = setup(
+        r#"{ path = "/", to = "UP" }"#,
+        "header_timeout = \"1s\"\nmax_connections = 3",
+        "",
+    )
+    .await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+
+    // Half a request head, then silence: closed after the header timeout.
+    let mut slow = client.connect(addr, "f.test").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: f.te")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "slow client not cut off");
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(slow);
+
+    // Garbage gets 400; the next connection is served normally.
+    let mut bad = client.connect(addr, "f.test").await.unwrap();
+    bad.write_all(b"HELLO THERE\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), bad.read_to_end(&mut buf)).await;
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let mut huge = client.connect(addr, "f.test").await.unwrap();
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: f.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let _ = huge.write_all(big_header.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), huge.read_to_end(&mut buf)).await;
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let mut ok = client.h1(addr, "f.test").await;
+    assert_eq!(get1(&mut ok, "f.test", "/").await.status, 200);
+    drop(ok);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Three connections open; a fourth waits (no handshake) until one closes.
+    let held: Vec<_> =
+        futures_util::future::join_all((0..3).map(|_| client.h1(addr, "f.test"))).await;
+    let fourth = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(addr, "f.test").await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !fourth.is_finished(),
+        "4th connection served beyond max_connections = 3"
+    );
+    assert_eq!(proxy.metrics().open_connections(), 3);
+    drop(held);
+    let tls = tokio::time::timeout(Duration::from_secs(5), fourth)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tls.is_ok());
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_and_metrics() {
+    captured_logs();
+    let (s, toml) = setup(r#"{ path = "/", to = "UP" }"#, "", "").await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let mut h1 = client.h1(addr, "f.test").await;
+    assert_eq!(
+        get1(&mut h1, "f.test", "/big?token=secret123")
+            .await
+            .body
+            .len(),
+        1 << 20
+    );
+    assert_eq!(get1(&mut h1, "nosuch.test", "/").await.status, 404);
+    let seen = eventually(Duration::from_secs(2), || {
+        logs_text().contains("path=/big ")
+    })
+    .await;
+    let logs = logs_text();
+    assert!(seen, "{logs}");
+    let line = logs.lines().find(|l| l.contains("path=/big ")).unwrap();
+    for part in [
+        "proxy::access",
+        "method=GET",
+        "host=f.test",
+        "status=200",
+        "bytes=1048576",
+        "duration_ms=",
+        &format!("upstream={}", s.up),
+    ] {
+        assert!(line.contains(part), "{part} missing in {line}");
+    }
+    assert!(
+        !logs.contains("secret123"),
+        "query strings must not be logged"
+    );
+
+    let mut reg = prometheus_client::registry::Registry::default();
+    proxy.metrics().register(&mut reg);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    for want in [
+        "proxy_requests_total{site=\"f.test\",status=\"200\"} 1",
+        "proxy_requests_total{site=\"-\",status=\"404\"} 1",
+        "proxy_response_bytes_total{site=\"f.test\"} 1048576",
+        "proxy_request_duration_seconds_count{site=\"f.test\"} 1",
+        "proxy_open_connections 1",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    proxy.shutdown().await;
+}
