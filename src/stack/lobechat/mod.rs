@@ -80,7 +80,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             None
         }
     };
-    let s3 = peers::lobechat_s3_env(ctx, &app_url);
+    let s3 = peers::lobechat_s3_env(ctx).unwrap_or_default();
     if s3.is_empty() && !s.env.keys().any(|k| k.starts_with("S3_")) {
         e.warnings.push(format!(
             "{key}: no object-store preset (rustfs, minio) and no S3_* in env: file uploads will not work"

@@ -43,27 +43,30 @@ fn objects<'a>(ctx: &'a PresetCtx) -> Option<(&'a str, &'a crate::config::model:
         .or_else(|| ctx.find_preset("minio"))
 }
 
-/// LobeChat's `S3_*` variables; empty without an object-store preset.
-pub fn lobechat_s3_env(ctx: &PresetCtx, app_url: &str) -> BTreeMap<String, EnvValue> {
-    let mut env = BTreeMap::new();
-    let Some((name, sec)) = objects(ctx) else {
-        return env;
-    };
+/// LobeChat's `S3_*` variables; None without an object-store preset. Same shape as the
+/// object-store preset's own (bucket same-origin at APP_URL/BUCKET, path-style, root key).
+pub fn lobechat_s3_env(ctx: &PresetCtx) -> Option<BTreeMap<String, EnvValue>> {
+    let (_, sec) = objects(ctx)?;
+    let lobe = ctx
+        .find_preset("lobechat")
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default();
+    let endpoint = crate::stack::lobechat::app_url(ctx.cfg, &lobe, "").ok()?;
     let bucket = sec.bucket.clone().unwrap_or_else(|| "lobe".into());
-    // The bucket is served same-origin at APP_URL/BUCKET (DESIGN §2), path-style.
-    env.insert("S3_ENDPOINT".into(), EnvValue::text(app_url));
-    env.insert("S3_PUBLIC_DOMAIN".into(), EnvValue::text(app_url));
+    let mut env = BTreeMap::new();
+    env.insert("S3_ENDPOINT".into(), EnvValue::text(&endpoint));
+    env.insert("S3_PUBLIC_DOMAIN".into(), EnvValue::text(&endpoint));
     env.insert("S3_BUCKET".into(), EnvValue::text(bucket));
     env.insert("S3_REGION".into(), EnvValue::text("us-east-1"));
     env.insert("S3_ENABLE_PATH_STYLE".into(), EnvValue::text("1"));
     env.insert("S3_SET_ACL".into(), EnvValue::text("0"));
     env.insert(
         "S3_ACCESS_KEY_ID".into(),
-        EnvValue::secret(format!("{name}-access-key")),
+        EnvValue::secret("objects-root-user"),
     );
     env.insert(
         "S3_SECRET_ACCESS_KEY".into(),
-        EnvValue::secret(format!("{name}-secret-key")),
+        EnvValue::secret("objects-root-password"),
     );
-    env
+    Some(env)
 }
