@@ -9,6 +9,13 @@
 //! Logto has no listen-address setting: it binds PORT and ADMIN_PORT on every interface
 //! (packages/core/src/app/init.ts), natively and with podman's host network alike. Only
 //! the proxy should reach them: firewall both ports (or run Logto in a network namespace).
+//!
+//! What remains for the operator after `run`: the first Logto admin account. The console
+//! is not public by default: open it through a tunnel (`ssh -L 3002:localhost:3002 HOST`,
+//! then http://localhost:3002/console), or set `admin_host = "console.DOMAIN"` (with a
+//! `[[proxy.site]]` for it under `tls = "files"`) and open https://console.DOMAIN/console;
+//! the first visitor creates the admin account. LobeChat users sign up on
+//! https://auth.DOMAIN through LobeChat's "Sign in" (Logto's default sign-in experience).
 
 pub mod origins;
 pub mod peers;
