@@ -4,7 +4,7 @@
 //! `NAME-provision` (oneshot, LobeChat's OIDC client and air-gap policy, see
 //! `provision`), and `NAME` itself (`node .` in `packages/core`, or the image's own
 //! `npm run start`). Env follows DESIGN §2/§7: `ENDPOINT` is the public
-//! https://auth.DOMAIN origin, `ADMIN_ENDPOINT` a different origin, `TRUST_PROXY_HEADER=1`.
+//! `https://auth.DOMAIN` origin, `ADMIN_ENDPOINT` a different origin, `TRUST_PROXY_HEADER=1`.
 //!
 //! Logto has no listen-address setting: it binds PORT and ADMIN_PORT on every interface
 //! (packages/core/src/app/init.ts), natively and with podman's host network alike. Only
@@ -12,10 +12,10 @@
 //!
 //! What remains for the operator after `run`: the first Logto admin account. The console
 //! is not public by default: open it through a tunnel (`ssh -L 3002:localhost:3002 HOST`,
-//! then http://localhost:3002/console), or set `admin_host = "console.DOMAIN"` (with a
-//! `[[proxy.site]]` for it under `tls = "files"`) and open https://console.DOMAIN/console;
+//! then `http://localhost:3002/console`), or set `admin_host = "console.DOMAIN"` (with a
+//! `[[proxy.site]]` for it under `tls = "files"`) and open `https://console.DOMAIN/console`;
 //! the first visitor creates the admin account. LobeChat users sign up on
-//! https://auth.DOMAIN through LobeChat's "Sign in" (Logto's default sign-in experience).
+//! `https://auth.DOMAIN` through LobeChat's "Sign in" (Logto's default sign-in experience).
 
 pub mod origins;
 pub mod peers;
