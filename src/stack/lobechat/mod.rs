@@ -144,7 +144,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             "preset lobechat (database migrations)",
         );
         m.kind = UnitKind::Oneshot;
-        m.restart = RestartPolicy::Never;
+        m.restart = RestartPolicy::OnFailure;
         m.workdir = Some(dir.clone());
         m.exec = Exec::Command(vec![node.clone(), "docker.cjs".into()]);
         for k in [

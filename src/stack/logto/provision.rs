@@ -375,7 +375,8 @@ pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit
         "preset logto (OIDC provisioning)",
     );
     u.kind = UnitKind::Oneshot;
-    u.restart = RestartPolicy::Never;
+    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
+    u.restart = RestartPolicy::OnFailure;
     u.exec = Exec::Task(task.clone());
     u.depends_on.push(Dependency {
         unit: seed_name,

@@ -20,7 +20,8 @@ pub(super) fn unit(
         "preset logto (database seed)",
     );
     u.kind = UnitKind::Oneshot;
-    u.restart = RestartPolicy::Never;
+    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
+    u.restart = RestartPolicy::OnFailure;
     u.env.insert("DB_URL".into(), db_url.clone());
     u.env
         .insert("NODE_ENV".into(), EnvValue::text("production"));
