@@ -50,6 +50,15 @@ for (const name of expect.require || []) c.need(name);
 for (const [name, value] of Object.entries(expect.equal || {})) {
   if (process.env[name] !== value) c.fail(`${name}=${JSON.stringify(process.env[name])}, expected ${JSON.stringify(value)}`);
 }
+if (expect.check_db && process.env.DATABASE_URL) {
+  // The URL really opens the database (password percent-encoding included).
+  const psql = process.env.STANDIN_PSQL || '/usr/lib/postgresql/15/bin/psql';
+  try {
+    require('child_process').execFileSync(psql, [process.env.DATABASE_URL, '-Atc', 'SELECT 1'], { stdio: 'pipe' });
+  } catch (e) {
+    c.fail(`DATABASE_URL does not open the database: ${String(e.stderr || e.message).trim()}`);
+  }
+}
 if (!fs.existsSync(path.join(__dirname, 'migrated'))) c.fail('started before the migration (node docker.cjs) ran');
 c.verdict(who);
 
