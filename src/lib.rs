@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod gpu;
+pub mod metrics;
 pub mod pki;
 pub mod plan;
 pub mod proxy;

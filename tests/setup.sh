@@ -12,6 +12,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-client
           lintian curl jq ca-certificates openssl python3-venv procps psmisc iproute2
           uidmap fuse-overlayfs runit)
+APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 
 mod ca;
 mod check;
+pub mod gpu;
 mod not_built;
 mod run;
 mod units;
@@ -134,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check::check(&ctx),
         Command::Run => run::run(&ctx),
         Command::Status { json } => units::status(&ctx, json),
+        Command::Gpu { json } => gpu::gpu(&ctx, json),
         Command::Start { units: u } => units::action(&ctx, "start", &u),
         Command::Stop { units: u } => units::action(&ctx, "stop", &u),
         Command::Restart { units: u } => units::action(&ctx, "restart", &u),

@@ -89,11 +89,22 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     let mut sighup = signal(SignalKind::hangup())?;
 
     // Start gates other pieces provide (e.g. the GPU poller's free-memory gate) go here.
-    let gates: Vec<Arc<dyn supervisor::StartGate>> = Vec::new();
+    let gpu = crate::gpu::GpuMonitor::start(&plan);
+    let gates: Vec<Arc<dyn supervisor::StartGate>> = vec![gpu.gate()];
     let handle = Supervisor::start(plan.clone(), secrets, gates);
+    gpu.connect_supervisor(&handle);
+    let metrics = crate::metrics::for_daemon(&handle, &gpu, plan.gpu.alert_used_percent);
+    if let Some(m) = &plan.metrics {
+        // A taken port must not take the stack down: say so and run without the listener.
+        if let Err(e) = crate::metrics::serve(metrics.clone(), &m.listen).await {
+            tracing::error!("{e}");
+        }
+    }
 
     let ctl = Arc::new(ControlCtx {
         handle: handle.clone(),
+        gpu: Some(gpu.subscribe()),
+        metrics: Some(metrics),
     });
     let server =
         match control::serve(&plan.control.socket, plan.control.group.as_deref(), ctl).await {

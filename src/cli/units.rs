@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The socket: --socket, else the one the config names.
-fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
+pub(super) fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     if let Some(s) = &ctx.socket {
         return Ok(s.clone());
     }
@@ -20,7 +20,7 @@ fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     Ok(plan.control.socket)
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,14 +37,23 @@ fn fail(e: ClientError) -> anyhow::Result<ExitCode> {
 /// `status [--json]`.
 pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::new(socket(ctx)?);
-    let v = match block_on(client.get_json("/v1/status"))? {
+    let mut v = match block_on(client.get_json("/v1/status"))? {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    let gpu = block_on(client.get_json("/v1/gpu"))?
+        .ok()
+        .and_then(|g| serde_json::from_value::<crate::gpu::GpuSnapshot>(g).ok());
     if json {
+        if let Some(g) = &gpu {
+            v["gpu"] = serde_json::to_value(g)?;
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", render_status(&v));
+        if let Some(g) = &gpu {
+            print!("{}", super::gpu::status_footer(g));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

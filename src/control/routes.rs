@@ -5,6 +5,8 @@
 //! - `POST /v1/units/{name}/start|stop|restart` → `{"ok":true}`
 //! - `GET  /v1/units/{name}/logs?n=N[&follow=1]` → text lines (streamed with follow)
 //! - `POST /v1/reload` → the reload report, or 422 `{"error":…}` when the file is invalid
+//! - `GET  /v1/gpu` → the GPU snapshot (cards, units, warnings; see `gpu::GpuSnapshot`)
+//! - `GET  /v1/metrics` → the Prometheus exposition, as on `[metrics].listen`
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
 
@@ -23,6 +25,10 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// What the endpoints work with; the daemon adds its other pieces here.
 pub struct ControlCtx {
     pub handle: Handle,
+    /// GPU readings for `GET /v1/gpu` (None: the endpoint answers "monitoring off").
+    pub gpu: Option<tokio::sync::watch::Receiver<crate::gpu::GpuSnapshot>>,
+    /// What `GET /v1/metrics` renders.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Dispatches one request.
@@ -33,6 +39,20 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
     let h = &ctx.handle;
     match (req.method(), segs.as_slice()) {
         (&Method::GET, ["v1", "status"]) => json(StatusCode::OK, &*h.snapshot()),
+        (&Method::GET, ["v1", "gpu"]) => match &ctx.gpu {
+            Some(rx) => json(StatusCode::OK, &*rx.borrow()),
+            None => json(
+                StatusCode::OK,
+                &crate::gpu::GpuSnapshot::with_availability(crate::gpu::Availability::Disabled),
+            ),
+        },
+        (&Method::GET, ["v1", "metrics"]) => {
+            let body = ctx.metrics.as_ref().map(|m| m.render()).unwrap_or_default();
+            Response::builder()
+                .header("content-type", crate::metrics::CONTENT_TYPE)
+                .body(Full::new(Bytes::from(body)).boxed())
+                .expect("valid response")
+        }
         (&Method::POST, ["v1", "reload"]) => match crate::supervisor::reload_from_source(h).await {
             Ok(r) => json(StatusCode::OK, &r),
             Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

@@ -32,6 +32,7 @@ mod redirect;
 mod routes;
 mod service;
 mod status_page;
+mod supervised;
 mod tls;
 
 pub use access_log::ACCESS_TARGET;

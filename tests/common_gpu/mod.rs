@@ -1,0 +1,323 @@
+//! Helpers for the GPU tests: build the fake libnvidia-ml.so.1 and script what it reports.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fake NVML library in its own temp dir, answering from `script`.
+pub struct FakeNvml {
+    pub dir: tempfile::TempDir,
+    /// `DIR/libnvidia-ml.so.1`.
+    pub lib: PathBuf,
+    /// The script file (also compiled in as the default, so no env var is needed in-process).
+    pub script: PathBuf,
+    /// Call log (`log` line), one "FUNCTION THREAD" per call.
+    pub log: PathBuf,
+}
+
+pub const GIB: u64 = 1 << 30;
+pub const MIB: u64 = 1 << 20;
+
+impl FakeNvml {
+    /// Compiles tests/gpu/fake_nvml.c with gcc; fails the test with a hint when gcc is absent.
+    pub fn build() -> FakeNvml {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lib = dir.path().join("libnvidia-ml.so.1");
+        let script = dir.path().join("nvml-script");
+        let log = dir.path().join("nvml-calls.log");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gpu/fake_nvml.c");
+        let out = Command::new("gcc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&lib)
+            .arg(format!(
+                "-DFAKE_NVML_DEFAULT_SCRIPT=\"{}\"",
+                script.display()
+            ))
+            .arg(&src)
+            .arg("-lpthread")
+            .output()
+            .expect("gcc not found: install it (tests/setup.sh installs build-essential)");
+        assert!(
+            out.status.success(),
+            "building the fake NVML failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let f = FakeNvml {
+            dir,
+            lib,
+            script,
+            log,
+        };
+        f.write("");
+        f
+    }
+
+    /// Replaces the script (atomically, so the library never reads half a file).
+    pub fn write(&self, body: &str) {
+        let tmp = self.script.with_extension("tmp");
+        std::fs::write(&tmp, format!("log {}\n{body}", self.log.display())).unwrap();
+        std::fs::rename(&tmp, &self.script).unwrap();
+    }
+
+    /// The calls logged so far.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (f, t) = l.split_once(' ')?;
+                Some((f.to_string(), t.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// A `gpu` script line.
+pub fn gpu_line(uuid: &str, total: u64, used: u64, name: &str) -> String {
+    format!(
+        "gpu {uuid} {total} {used} {} {} 37 12 51 123456 {name}\n",
+        total - used,
+        256 * MIB
+    )
+}
+
+/// A `proc` script line.
+pub fn proc_line(gpu: usize, pid: u32, bytes: u64) -> String {
+    format!("proc {gpu} {pid} {bytes}\n")
+}
+
+/// Waits up to `secs` for `f` to return Some.
+pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A busybox image for container attribution tests (`podman import` of static busybox);
+/// built once, serialized across test processes by a lock file.
+pub fn busybox_image() -> &'static str {
+    const NAME: &str = "localhost/pstest-gpu-busybox:1";
+    let podman_ok = Command::new("podman").arg("--version").output();
+    assert!(
+        matches!(podman_ok, Ok(ref o) if o.status.success()),
+        "podman is missing: run tests/setup.sh (CI installs it)"
+    );
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing: run tests/setup.sh (busybox-static)"
+    );
+    let lock = std::fs::File::create("/tmp/pstest-gpu-image.lock").unwrap();
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock");
+    let exists = Command::new("podman")
+        .args(["image", "exists", NAME])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if exists {
+        return NAME;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Command::new("podman")
+        .args(["import", "--quiet", "-", NAME])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    let _ = tar.wait();
+    assert!(
+        out.status.success(),
+        "podman import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    NAME
+}
+
+/// Children of `pid` (from /proc/PID/task/PID/children).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The real daemon binary run with a config in a temp dir; SIGTERM on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    child: std::process::Child,
+}
+
+impl Daemon {
+    /// Starts `prometheus-stack run` with `body` appended to a [stack]/[control] header;
+    /// `fake` = Some puts the fake NVML on LD_LIBRARY_PATH, None leaves it out entirely.
+    pub fn start(body: &str, fake: Option<&FakeNvml>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let socket = d.join("control.sock");
+        let config = d.join("stack.toml");
+        let log = d.join("daemon.log");
+        std::fs::write(
+            &config,
+            format!(
+                "[stack]\nname = \"gputest\"\ndata_dir = \"{}\"\nruntime_dir = \"{}\"\n\n\
+                 [control]\nsocket = \"{}\"\n\n{body}",
+                d.join("data").display(),
+                d.join("run").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"));
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("FAKE_NVML_SCRIPT")
+            .env("PROMETHEUS_STACK_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(d.join("daemon.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(f) = fake {
+            cmd.env("LD_LIBRARY_PATH", f.dir.path())
+                .env("FAKE_NVML_SCRIPT", &f.script);
+        }
+        let child = cmd.spawn().expect("daemon binary runs");
+        let dmn = Daemon {
+            dir,
+            config,
+            socket,
+            log,
+            child,
+        };
+        if wait_for(20, || dmn.socket.exists().then_some(())).is_none() {
+            panic!("daemon opened no control socket; log:\n{}", dmn.log_text());
+        }
+        dmn
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap()
+    }
+
+    /// stdout of a CLI command that must succeed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `status --json` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["status", "--json"])).unwrap()
+    }
+
+    /// One unit's entry in `status --json`.
+    pub fn unit(&self, name: &str) -> serde_json::Value {
+        self.status()["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no unit {name}"))
+    }
+
+    /// `gpu --json` as JSON.
+    pub fn gpu(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["gpu", "--json"])).unwrap()
+    }
+
+    /// GET on the control socket (curl --unix-socket: a real HTTP client).
+    pub fn control_get(&self, path: &str) -> String {
+        let o = Command::new("curl")
+            .args(["-fsS", "--unix-socket"])
+            .arg(&self.socket)
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .expect("curl is installed (tests/setup.sh)");
+        assert!(
+            o.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET http://ADDR/PATH with curl.
+pub fn http_get(url: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-fsS", url])
+        .output()
+        .expect("curl is installed (tests/setup.sh)");
+    assert!(
+        o.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
