@@ -36,6 +36,87 @@ fn http_status(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+fn status_of(d: &Daemon, unit: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--config")
+        .arg(&d.config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == unit)
+        .cloned()
+        .unwrap()
+}
+
+/// A new [stack].domain + `reload`: provisioning moves the client's URIs in Logto, and
+/// LobeChat restarts with the new APP_URL and issuer (its stand-in checks both).
+fn domain_change_by_reload(
+    d: &Daemon,
+    pg: &Postgres,
+    config: &std::path::Path,
+    lobe_rel: &std::path::Path,
+    p: &Ports,
+) {
+    let restarts_before = status_of(d, "lobechat")["restarts"].as_u64().unwrap();
+    let expect = json!({
+        "edition": "v2",
+        "equal": {
+            "APP_URL": format!("https://lobe.other.test:{}", p.https),
+            "AUTH_LOGTO_ISSUER": format!("https://auth.other.test:{}/oidc", p.https),
+        }
+    });
+    std::fs::write(lobe_rel.join("standin.json"), expect.to_string()).unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, text.replace("example.test", "other.test")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--config")
+        .arg(config)
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!(
+        "[\"https://lobe.other.test:{}/api/auth/callback/logto\"]",
+        p.https
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let uris = pg
+            .psql(
+                "logto",
+                "SELECT oidc_client_metadata->>'redirectUris' FROM applications WHERE id = 'prometheus-lobechat'",
+            )
+            .unwrap();
+        let lc = status_of(d, "lobechat");
+        let restarted = lc["restarts"].as_u64().unwrap() > restarts_before;
+        if uris.replace(' ', "") == want && restarted && lc["state"] == "healthy" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after reload: uris {uris}, lobechat {lc}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT count(*) FROM applications WHERE type = 'Traditional'"
+        )
+        .unwrap(),
+        "1"
+    );
+}
+
 fn run_daemon(edition: &str, p: Ports) {
     let pg = Postgres::start(p.pg);
     pg.create_db("logto", "logtoPw");
@@ -144,6 +225,9 @@ env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0
         assert!(store.read(s).unwrap().len() >= 43, "{s}");
     }
     assert_eq!(store.exists("lobechat-jwks"), edition == "v2");
+    if edition == "v2" {
+        domain_change_by_reload(&d, &pg, &config, &lobe_rel, &p);
+    }
     drop(d);
     assert_ne!(
         http_status(&format!("http://127.0.0.1:{}/", p.lobe)),
