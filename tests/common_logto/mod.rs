@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod direct;
+pub mod image;
 pub mod standins;
 
 use std::os::unix::fs::PermissionsExt;
