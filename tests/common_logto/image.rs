@@ -53,6 +53,12 @@ fn base_rootfs(root: &Path) {
 }
 
 fn import(root: &Path, name: &str, changes: &[&str]) {
+    // The previous build of this test image goes first, so runs leave no dangling images.
+    let _ = Command::new("podman")
+        .args(["rmi", "-f", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     let mut tar = Command::new("tar")
         .arg("-C")
         .arg(root)
