@@ -6,6 +6,7 @@ mod check;
 pub mod gpu;
 mod not_built;
 mod run;
+mod secrets;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -145,6 +146,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             lines,
         } => units::logs(&ctx, &unit, follow, lines),
         Command::Reload => units::reload(&ctx),
+        Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Ca => ca::ca(&ctx),
         Command::Completions { shell } => {

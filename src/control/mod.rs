@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod routes;
+pub mod secrets;
 mod server;
 
 pub use client::{Client, ClientError};

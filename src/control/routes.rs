@@ -7,6 +7,7 @@
 //! - `POST /v1/reload` → the reload report, or 422 `{"error":…}` when the file is invalid
 //! - `GET  /v1/gpu` → the GPU snapshot (cards, units, warnings; see `gpu::GpuSnapshot`)
 //! - `GET  /v1/metrics` → the Prometheus exposition, as on `[metrics].listen`
+//! - `GET  /v1/secrets` → names, ages, consumers (never values); `POST /v1/secrets/{name}/rotate`
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
 
@@ -68,6 +69,10 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({"ok": true})),
                 Err(e) => sup_error(e),
             }
+        }
+        (&Method::GET, ["v1", "secrets"]) => super::secrets::list(h),
+        (&Method::POST, ["v1", "secrets", name, "rotate"]) => {
+            super::secrets::rotate_one(h, name).await
         }
         (&Method::GET, ["v1", "units", name, "logs"]) => {
             let n = param(&query, "n")

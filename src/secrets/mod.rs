@@ -1,6 +1,7 @@
 //! The secrets store: DATA_DIR/secrets/NAME (0600), generated once, systemd credentials win.
 
 mod generate;
+pub mod rotate;
 
 pub use generate::generate;
 
@@ -105,6 +106,15 @@ impl SecretStore {
             });
         }
         read_trimmed(&p)
+    }
+
+    /// Whether systemd's $CREDENTIALS_DIRECTORY provides this secret (it wins over the store).
+    pub fn from_credentials(&self, name: &str) -> bool {
+        Self::check_name(name).is_ok()
+            && self
+                .credentials
+                .as_ref()
+                .is_some_and(|c| c.join(name).exists())
     }
 
     /// Whether a value exists (credential or file).

@@ -8,6 +8,7 @@ use std::path::Path;
 
 pub mod lobechat;
 pub mod logto;
+pub mod postgres;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {
@@ -46,15 +47,19 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &["logto", "lobechat"];
+pub const PRESETS: &[&str] = &["postgres", "logto", "lobechat"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     match preset {
-        "logto" => return logto::expand(ctx),
-        "lobechat" => return lobechat::expand(ctx),
-        _ => {}
+        "postgres" => postgres::expand(ctx),
+        "logto" => logto::expand(ctx),
+        "lobechat" => lobechat::expand(ctx),
+        _ => unknown(preset, ctx),
     }
+}
+
+fn unknown(preset: &str, ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     e.issues.push(Issue::new(
         format!("{}.preset", ctx.key),

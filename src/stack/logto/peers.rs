@@ -1,33 +1,27 @@
-//! What Logto and LobeChat take from their peers (PostgreSQL, the object store).
+//! What Logto and LobeChat take from their peers: the postgres preset's database URLs and
+//! `NAME-init` edge, the object-store preset's S3 env and `NAME-init` edge. One place, so
+//! the presets read as "what we need" and the peers own "how it is spelled".
 //!
-//! TEMPORARY: `database_url` and `lobechat_s3_env` stand in for
-//! `stack::postgres::database_url` and `stack::objects::lobechat_s3_env`, owned by the
-//! postgres and object-store presets; switch to those once they are on main.
+//! TEMPORARY: `objects_init` and `lobechat_s3_env` stand in for
+//! `stack::objects::{lobechat_dependency, lobechat_s3_env}` (same signatures, secret
+//! names and URL shape) until the object-store preset is on main.
 
-use crate::plan::{Condition, Dependency, Encoding, EnvValue};
-use crate::stack::PresetCtx;
+use crate::plan::{Condition, Dependency, EnvValue};
+use crate::stack::{postgres, PresetCtx};
 use std::collections::BTreeMap;
 
-/// Default port of the postgres preset when its section sets none.
-const POSTGRES_PORT: u16 = 5432;
-
-/// `postgres://DB:${secret:postgres-DB}@127.0.0.1:PORT/DB` when a postgres preset exists.
+/// `postgres://DB:${secret:…}@127.0.0.1:PORT/DB` when a postgres preset serves `db`.
 pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
-    let (_, pg) = ctx.find_preset("postgres")?;
-    let port = pg.port.unwrap_or(POSTGRES_PORT);
-    Some(
-        EnvValue::text(format!("postgres://{db}:"))
-            .push_secret(format!("postgres-{db}"), Encoding::Url)
-            .push_text(format!("@127.0.0.1:{port}/{db}")),
-    )
+    if db == "logto" {
+        postgres::logto_db_url(ctx, db)
+    } else {
+        postgres::database_url(ctx, db)
+    }
 }
 
-/// The postgres preset's oneshot that creates roles and databases.
+/// The postgres preset's oneshot that creates roles and databases (completed).
 pub fn postgres_init(ctx: &PresetCtx) -> Option<Dependency> {
-    ctx.find_preset("postgres").map(|(name, _)| Dependency {
-        unit: format!("{name}-init"),
-        condition: Condition::Completed,
-    })
+    postgres::init_dependency(ctx)
 }
 
 /// The object store's oneshot that creates the bucket and its policy.

@@ -1,0 +1,152 @@
+//! Connections to the server (tokio-postgres over loopback TCP) and the `SELECT 1` probe.
+
+use super::{PgConfig, PgError, SUPERUSER};
+use crate::plan::{Task, TaskContext};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+/// How long one probe keeps retrying a server that is not accepting connections yet (the
+/// supervisor sees no exit while a probe runs, so keep it short):
+/// polling inside the probe makes readiness visible within ~10 ms, not one interval later.
+const PROBE_PATIENCE: Duration = Duration::from_millis(1000);
+const PROBE_POLL: Duration = Duration::from_millis(5);
+
+/// Opens a connection; the connection's driver runs on its own tokio task.
+pub async fn connect(port: u16, user: &str, password: &str, db: &str) -> Result<Client, PgError> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname(db)
+        .application_name("prometheus-stack")
+        .connect_timeout(Duration::from_secs(5));
+    match cfg.connect(NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(client)
+        }
+        Err(e) => Err(connect_error(e, port, user, db)),
+    }
+}
+
+fn connect_error(e: tokio_postgres::Error, port: u16, user: &str, db: &str) -> PgError {
+    PgError::Connect {
+        port,
+        user: user.into(),
+        db: db.into(),
+        reason: error_text(&e),
+    }
+}
+
+/// The server's own message when there is one (tokio-postgres' Display is terse).
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+/// Whether a connect error means "not up yet" rather than "wrong".
+fn transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(c) => *c == SqlState::CANNOT_CONNECT_NOW || *c == SqlState::TOO_MANY_CONNECTIONS,
+        // Refused / reset while the postmaster binds its socket.
+        None => true,
+    }
+}
+
+fn is_auth_failure(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::INVALID_PASSWORD
+        || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+}
+
+/// Connects as the superuser, retrying while the server is starting, up to `patience`.
+pub async fn connect_superuser(
+    cfg: &PgConfig,
+    password: &str,
+    db: &str,
+    patience: Duration,
+) -> Result<Client, PgError> {
+    let deadline = Instant::now() + patience;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host("127.0.0.1")
+        .port(cfg.port)
+        .user(SUPERUSER)
+        .password(password)
+        .dbname(db)
+        .application_name("prometheus-stack")
+        .connect_timeout(Duration::from_secs(5));
+    loop {
+        match pg.connect(NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                return Ok(client);
+            }
+            Err(e) if is_auth_failure(&e) => {
+                return Err(PgError::BadPassword {
+                    port: cfg.port,
+                    user: SUPERUSER.into(),
+                    secret: cfg.superuser_secret(),
+                })
+            }
+            Err(e) if transient(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(PROBE_POLL).await;
+            }
+            Err(e) => return Err(connect_error(e, cfg.port, SUPERUSER, db)),
+        }
+    }
+}
+
+/// One health check: a real login as the superuser and `SELECT 1`.
+pub async fn probe(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+    let password = ctx.secrets.read(&cfg.superuser_secret())?;
+    let client = connect_superuser(cfg, &password, "postgres", PROBE_PATIENCE).await?;
+    let row = client
+        .query_one("SELECT 1", &[])
+        .await
+        .map_err(|e| PgError::Sql {
+            db: "postgres".into(),
+            sql: "SELECT 1".into(),
+            reason: error_text(&e),
+        })?;
+    let one: i32 = row.get(0);
+    if one == 1 {
+        Ok(())
+    } else {
+        Err(PgError::Sql {
+            db: "postgres".into(),
+            sql: "SELECT 1".into(),
+            reason: format!("returned {one}"),
+        })
+    }
+}
+
+/// The health probe task of the server unit.
+pub fn probe_task(cfg: &PgConfig) -> Task {
+    let cfg = cfg.clone();
+    Task::new(
+        format!(
+            "postgres health: SELECT 1 as {SUPERUSER} on 127.0.0.1:{}",
+            cfg.port
+        ),
+        move |ctx| {
+            let cfg = cfg.clone();
+            async move { probe(&cfg, &ctx).await.map_err(|e| e.to_string()) }
+        },
+    )
+}

@@ -1,0 +1,327 @@
+//! The data dir before each start: initdb once (atomically), ownership, and the
+//! `postmaster.pid` left by a crash — removed when stale, never when a live server owns it.
+
+use super::{PgConfig, PgError, SUPERUSER};
+use crate::plan::{SecretKind, Task, TaskContext};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The unit's Unix user, resolved.
+#[derive(Debug, Clone)]
+pub struct UnitUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PgError {
+    let path = path.to_path_buf();
+    move |source| PgError::Io { what, path, source }
+}
+
+/// Resolves `user`; None when the server runs as the daemon's own user.
+pub fn unit_user(cfg: &PgConfig) -> Result<Option<UnitUser>, PgError> {
+    let Some(name) = &cfg.user else {
+        return Ok(None);
+    };
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(Some(UnitUser {
+            name: name.clone(),
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        })),
+        _ => Err(PgError::NoUser {
+            unit: cfg.unit.clone(),
+            user: name.clone(),
+        }),
+    }
+}
+
+/// Every folder above `path` must let `user` in (a 0700 root-owned parent blocks it).
+fn check_reachable(cfg: &PgConfig, user: &UnitUser, path: &Path) -> Result<(), PgError> {
+    for dir in path.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let Ok(md) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = md.mode() & 0o7777;
+        let bit = if md.uid() == user.uid {
+            0o100
+        } else if md.gid() == user.gid {
+            0o010
+        } else {
+            0o001
+        };
+        if mode & bit == 0 {
+            return Err(PgError::Unreachable {
+                unit: cfg.unit.clone(),
+                user: user.name.clone(),
+                path: path.to_path_buf(),
+                blocker: dir.to_path_buf(),
+                mode,
+                owner: md.uid(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn give(path: &Path, user: Option<&UnitUser>, mode: u32) -> Result<(), PgError> {
+    if let Some(u) = user {
+        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).map_err(io("chown", path))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
+}
+
+/// Runs before every start of the server.
+pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+    let user = unit_user(cfg)?;
+    for (prog, name) in [("postgres", "postgres"), ("initdb", "initdb")] {
+        let p = cfg.bin(name);
+        let ok = std::fs::metadata(&p)
+            .map(|m| m.is_file() && m.mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if !ok {
+            return Err(PgError::NoProgram {
+                unit: cfg.unit.clone(),
+                program: prog,
+                path: p,
+            });
+        }
+    }
+    let password = ctx.secrets.ensure(
+        &cfg.superuser_secret(),
+        &SecretKind::Random { bytes: 32 },
+        None,
+    )?;
+
+    std::fs::create_dir_all(&cfg.socket_dir).map_err(io("cannot create", &cfg.socket_dir))?;
+    give(&cfg.socket_dir, user.as_ref(), 0o755)?;
+    if let Some(u) = &user {
+        check_reachable(cfg, u, &cfg.socket_dir)?;
+        check_reachable(cfg, u, &cfg.data_dir)?;
+    }
+
+    if cfg.data_dir.join("PG_VERSION").is_file() {
+        // An existing cluster is never modified here: only checked.
+        if let Some(bin) = super::bin_dir_major(&cfg.bin_dir) {
+            let data = std::fs::read_to_string(cfg.data_dir.join("PG_VERSION"))
+                .map_err(io("cannot read", &cfg.data_dir.join("PG_VERSION")))?;
+            let data = data.trim().to_string();
+            if data != bin {
+                return Err(PgError::VersionMismatch {
+                    unit: cfg.unit.clone(),
+                    path: cfg.data_dir.clone(),
+                    data,
+                    bin,
+                    bin_dir: cfg.bin_dir.clone(),
+                });
+            }
+        }
+        check_pid_file(cfg, ctx)?;
+        if let Some(u) = &user {
+            let md = std::fs::metadata(&cfg.data_dir).map_err(io("cannot stat", &cfg.data_dir))?;
+            if md.uid() != u.uid {
+                return Err(PgError::WrongOwner {
+                    unit: cfg.unit.clone(),
+                    path: cfg.data_dir.clone(),
+                    owner: md.uid(),
+                    user: u.name.clone(),
+                    uid: u.uid,
+                });
+            }
+        }
+        return Ok(());
+    }
+    if let Ok(mut rd) = std::fs::read_dir(&cfg.data_dir) {
+        if rd.next().is_some() {
+            return Err(PgError::Io {
+                what: "not a PostgreSQL data dir (no PG_VERSION) and not empty; move it away so initdb can create",
+                path: cfg.data_dir.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+    }
+    initdb(cfg, ctx, user.as_ref(), &password).await
+}
+
+/// initdb into a hidden sibling, then rename: an interrupted initdb never leaves a
+/// half-made data dir that looks initialized.
+async fn initdb(
+    cfg: &PgConfig,
+    ctx: &TaskContext,
+    user: Option<&UnitUser>,
+    password: &str,
+) -> Result<(), PgError> {
+    let started = Instant::now();
+    let parent = cfg
+        .data_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    std::fs::create_dir_all(&parent).map_err(io("cannot create", &parent))?;
+    let tmp = parent.join(format!(".{}.initdb", cfg.unit));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io("cannot remove leftover", &tmp))?;
+    }
+    std::fs::create_dir(&tmp).map_err(io("cannot create", &tmp))?;
+    give(&tmp, user, 0o700)?;
+
+    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
+    let _ = std::fs::remove_file(&pwfile);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&pwfile)
+            .map_err(io("cannot write", &pwfile))?;
+        f.write_all(password.as_bytes())
+            .map_err(io("cannot write", &pwfile))?;
+    }
+    give(&pwfile, user, 0o600)?;
+
+    let mut cmd = tokio::process::Command::new(cfg.bin("initdb"));
+    cmd.arg("-D")
+        .arg(&tmp)
+        .arg(format!("--username={SUPERUSER}"))
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--data-checksums",
+        ])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    ctx.log(format!(
+        "initdb {} (superuser {SUPERUSER}, scram-sha-256)",
+        cfg.data_dir.display()
+    ));
+    let out = cmd.output().await;
+    let _ = std::fs::remove_file(&pwfile);
+    let out = out.map_err(io("cannot run", &cfg.bin("initdb")))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let text = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        return Err(PgError::Initdb {
+            path: cfg.data_dir.clone(),
+            status: out.status.to_string(),
+            output: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+        });
+    }
+    std::fs::rename(&tmp, &cfg.data_dir)
+        .map_err(io("cannot move initdb result to", &cfg.data_dir))?;
+    if let Ok(d) = std::fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    ctx.log(format!(
+        "initdb done in {} ms",
+        started.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// What `postmaster.pid` says about the data dir.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PidFile {
+    Absent,
+    /// No live process has that pid (or the file is unreadable garbage).
+    Stale(String),
+    /// A live process that is not a postgres serving this data dir (pid reuse).
+    Reused(String),
+    /// A live postgres serving this data dir.
+    Live(i32),
+}
+
+/// Classifies the pid file of `data_dir`.
+pub fn inspect_pid_file(data_dir: &Path) -> PidFile {
+    let path = data_dir.join("postmaster.pid");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return if path.exists() {
+            PidFile::Stale("unreadable".into())
+        } else {
+            PidFile::Absent
+        };
+    };
+    let pid = match text.lines().next().map(str::trim).map(str::parse::<i32>) {
+        Some(Ok(p)) if p > 0 => p,
+        _ => return PidFile::Stale("no pid in it".into()),
+    };
+    // EPERM still means alive.
+    if let Err(Errno::ESRCH) = kill(Pid::from_raw(pid), None) {
+        return PidFile::Stale(format!("pid {pid} is gone"));
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default();
+    let looks_postgres = comm.contains("postgres")
+        || comm.contains("postmaster")
+        || cmdline.contains("postgres")
+        || cmdline.contains("postmaster");
+    if !looks_postgres {
+        return PidFile::Reused(format!("pid {pid} is now {:?}", comm.trim().to_string()));
+    }
+    // The postmaster chdirs into its data dir; when we can see its cwd we know for sure.
+    let ours = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(cwd) if cwd != ours && !cmdline.contains(&*ours.to_string_lossy()) => {
+            PidFile::Reused(format!("pid {pid} is a postgres serving {}", cwd.display()))
+        }
+        // Same data dir, or unknowable: never touch a possibly live cluster.
+        _ => PidFile::Live(pid),
+    }
+}
+
+/// Removes a stale pid file; refuses when a live server holds the data dir.
+fn check_pid_file(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+    let path = cfg.data_dir.join("postmaster.pid");
+    match inspect_pid_file(&cfg.data_dir) {
+        PidFile::Absent => Ok(()),
+        PidFile::Live(pid) => Err(PgError::ForeignPostmaster {
+            path: cfg.data_dir.clone(),
+            pid,
+        }),
+        PidFile::Stale(why) | PidFile::Reused(why) => {
+            std::fs::remove_file(&path).map_err(io("cannot remove stale", &path))?;
+            ctx.log(format!(
+                "removed stale {} ({why}); PostgreSQL recovers from its WAL",
+                path.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// The prepare task of the server unit.
+pub fn prepare_task(cfg: &PgConfig) -> Task {
+    let cfg = cfg.clone();
+    Task::new(
+        format!(
+            "postgres prepare: initdb once into {} as {}, stale postmaster.pid check",
+            cfg.data_dir.display(),
+            cfg.user.as_deref().unwrap_or("the daemon's user")
+        ),
+        move |ctx| {
+            let cfg = cfg.clone();
+            async move { prepare(&cfg, &ctx).await.map_err(|e| e.to_string()) }
+        },
+    )
+}

@@ -1,0 +1,97 @@
+//! Errors of the postgres preset's tasks; each says what to fix.
+
+use std::path::PathBuf;
+
+/// What can go wrong preparing, probing or provisioning PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("unit user {user:?} does not exist (create it, e.g. `useradd --system {user}`, or set services.{unit}.user)")]
+    NoUser { unit: String, user: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("user {user:?} cannot reach {path}: {blocker} is mode {mode:o} owned by uid {owner}; allow it to enter (chmod o+x {blocker}) or move services.{unit}'s data elsewhere")]
+    Unreachable {
+        unit: String,
+        user: String,
+        path: PathBuf,
+        blocker: PathBuf,
+        mode: u32,
+        owner: u32,
+    },
+    #[error("data dir {path} is owned by uid {owner} but unit {unit} runs as {user:?} (uid {uid}): `chown -R {user}: {path}`")]
+    WrongOwner {
+        unit: String,
+        path: PathBuf,
+        owner: u32,
+        user: String,
+        uid: u32,
+    },
+    #[error("data dir {path} was created by PostgreSQL {data} but services.{unit}.bin_dir is PostgreSQL {bin} ({bin_dir}): point bin_dir at PostgreSQL {data}, or upgrade the data dir with pg_upgrade")]
+    VersionMismatch {
+        unit: String,
+        path: PathBuf,
+        data: String,
+        bin: String,
+        bin_dir: PathBuf,
+    },
+    #[error("data dir {path} is in use by a running postgres (pid {pid}) that this daemon did not start: stop it first (`kill -INT {pid}` or `pg_ctl -D {path} stop`); nothing was changed")]
+    ForeignPostmaster { path: PathBuf, pid: i32 },
+    #[error("{program} not found or not executable: {path} (set services.{unit}.bin_dir to a PostgreSQL bin folder)")]
+    NoProgram {
+        unit: String,
+        program: &'static str,
+        path: PathBuf,
+    },
+    #[error("initdb of {path} failed ({status}): {output}")]
+    Initdb {
+        path: PathBuf,
+        status: String,
+        output: String,
+    },
+    #[error("secret: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error(
+        "cannot connect to PostgreSQL on 127.0.0.1:{port} as {user:?} (database {db:?}): {reason}"
+    )]
+    Connect {
+        port: u16,
+        user: String,
+        db: String,
+        reason: String,
+    },
+    #[error("password of {user:?} refused by PostgreSQL on port {port}: the secret {secret:?} does not match the data dir (was it initialized with another password or rotated by hand?)")]
+    BadPassword {
+        port: u16,
+        user: String,
+        secret: String,
+    },
+    #[error("SQL `{sql}` in database {db:?} failed: {reason}")]
+    Sql {
+        db: String,
+        sql: String,
+        reason: String,
+    },
+    #[error("extension {ext:?} is not available in PostgreSQL {version} ({bin_dir}): install {package}, or remove {ext:?} from services.{unit}.extensions")]
+    MissingExtension {
+        unit: String,
+        ext: String,
+        version: String,
+        bin_dir: PathBuf,
+        package: String,
+    },
+}
+
+/// The package that provides an extension, for the missing-extension error.
+pub fn extension_package(ext: &str, major: &str) -> String {
+    match ext {
+        "vector" => {
+            format!("postgresql-{major}-pgvector (or a PostgreSQL build with pgvector)")
+        }
+        "pg_search" => "ParadeDB pg_search (a ParadeDB build of PostgreSQL)".into(),
+        other => format!("the package providing the {other:?} extension for PostgreSQL {major}"),
+    }
+}

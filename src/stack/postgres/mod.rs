@@ -1,0 +1,409 @@
+//! The `postgres` preset: a native PostgreSQL with initdb on first start, a `SELECT 1`
+//! health probe, a `NAME-init` oneshot that provisions one role + database per consumer,
+//! and the secrets behind them. Later presets get their connection URLs from here.
+
+mod client;
+mod datadir;
+mod error;
+mod provision;
+
+pub use datadir::{inspect_pid_file, PidFile};
+pub use error::PgError;
+
+use crate::config::model::{RuntimeName, ServiceSection};
+use crate::config::Issue;
+use crate::plan::{
+    blank_unit, Backoff, Condition, Dependency, Encoding, EnvValue, Exec, Health, Probe,
+    RestartPolicy, SecretKind, SecretSpec, UnitKind,
+};
+use crate::stack::{Expansion, PresetCtx};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Port when `port` is not set (above 1024, away from a distribution cluster on 5432).
+pub const DEFAULT_PORT: u16 = 25432;
+/// Extensions when `extensions` is not set (LobeChat needs pgvector).
+pub const DEFAULT_EXTENSIONS: &[&str] = &["vector"];
+/// Databases when `databases` is not set: one per consumer preset.
+pub const DEFAULT_DATABASES: &[&str] = &["logto", "lobechat"];
+/// Unix user of the server when the daemon runs as root.
+pub const DEFAULT_USER: &str = "postgres";
+/// Name of the database superuser created by initdb.
+pub const SUPERUSER: &str = "postgres";
+/// Where `bin_dir` is looked for when not set (Debian/Ubuntu layout).
+pub const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
+
+/// Everything the units and tasks of one postgres preset need, resolved from its section.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// The main unit's name (`services.NAME`).
+    pub unit: String,
+    pub bin_dir: PathBuf,
+    pub port: u16,
+    pub extensions: Vec<String>,
+    /// `-c key=value` pairs after ours, in file order, pg_search preload merged in.
+    pub settings: Vec<(String, String)>,
+    pub databases: Vec<String>,
+    /// Unix user of the server; None = the daemon's own user (non-root daemons).
+    pub user: Option<String>,
+    /// DATA_DIR/NAME.
+    pub data_dir: PathBuf,
+    /// RUNTIME_DIR/NAME: the server's Unix socket folder.
+    pub socket_dir: PathBuf,
+    /// Roles that get CREATEROLE (Logto's seed creates its own tenant role).
+    pub createrole: Vec<String>,
+}
+
+impl PgConfig {
+    /// Secret holding the superuser's password.
+    pub fn superuser_secret(&self) -> String {
+        superuser_secret(&self.unit)
+    }
+    /// Secret holding the password of the role owning `db`.
+    pub fn role_secret(&self, db: &str) -> String {
+        role_secret(&self.unit, db)
+    }
+    /// `BIN/name`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+    /// The server's argv.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![
+            self.bin("postgres").display().to_string(),
+            "-D".into(),
+            self.data_dir.display().to_string(),
+            "-c".into(),
+            format!("port={}", self.port),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+            "-c".into(),
+            format!("unix_socket_directories={}", self.socket_dir.display()),
+        ];
+        for (k, v) in &self.settings {
+            argv.push("-c".into());
+            argv.push(format!("{k}={v}"));
+        }
+        argv
+    }
+}
+
+/// Name of the superuser secret of the postgres unit `unit`.
+pub fn superuser_secret(unit: &str) -> String {
+    format!("{unit}-superuser")
+}
+
+/// Name of the secret of the role owning database `db` of the postgres unit `unit`.
+pub fn role_secret(unit: &str, db: &str) -> String {
+    format!("{unit}-{db}")
+}
+
+/// Name of the provisioning oneshot of the postgres unit `unit`.
+pub fn init_name(unit: &str) -> String {
+    format!("{unit}-init")
+}
+
+/// The provisioning oneshot of the config's postgres unit: consumers depend on it
+/// (`completed`) so that their role, database and extensions exist before they start.
+pub fn init_unit_name(ctx: &PresetCtx) -> Option<String> {
+    ctx.find_preset("postgres").map(|(n, _)| init_name(n))
+}
+
+/// The dependency edge a consumer of the database adds (`NAME-init` completed).
+pub fn init_dependency(ctx: &PresetCtx) -> Option<Dependency> {
+    init_unit_name(ctx).map(|unit| Dependency {
+        unit,
+        condition: Condition::Completed,
+    })
+}
+
+/// `postgres://ROLE:${secret:NAME-ROLE}@127.0.0.1:PORT/DB` (password percent-encoded) for
+/// the database `db` of the config's postgres unit; None when there is no postgres preset
+/// or it does not list `db` in `databases`.
+pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
+    let (name, section) = ctx.find_preset("postgres")?;
+    if !databases_of(section).iter().any(|d| d == db) {
+        return None;
+    }
+    Some(
+        EnvValue::text(format!("postgres://{db}:"))
+            .push_secret(role_secret(name, db), Encoding::Url)
+            .push_text(format!("@127.0.0.1:{}/{db}", port_of(section))),
+    )
+}
+
+/// Logto's `DB_URL`: the same URL form; the role behind it is given CREATEROLE by
+/// `NAME-init` because `logto db seed` creates its own `logto_tenant_DB` role.
+pub fn logto_db_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
+    database_url(ctx, db)
+}
+
+fn port_of(section: &ServiceSection) -> u16 {
+    section.port.unwrap_or(DEFAULT_PORT)
+}
+
+fn databases_of(section: &ServiceSection) -> Vec<String> {
+    section
+        .databases
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASES.iter().map(|s| s.to_string()).collect())
+}
+
+/// Newest `/usr/lib/postgresql/N/bin` holding a `postgres` binary.
+pub fn newest_bin_dir(root: &Path) -> Option<PathBuf> {
+    let mut best: Option<(u32, PathBuf)> = None;
+    for e in std::fs::read_dir(root).ok()?.flatten() {
+        let Ok(version) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let bin = e.path().join("bin");
+        if bin.join("postgres").is_file() && best.as_ref().is_none_or(|(v, _)| version > *v) {
+            best = Some((version, bin));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// `/usr/lib/postgresql/N/bin` for the major version N recorded in `data_dir/PG_VERSION`.
+fn existing_major_bin_dir(data_dir: &Path) -> Option<PathBuf> {
+    let v = std::fs::read_to_string(data_dir.join("PG_VERSION")).ok()?;
+    let bin = Path::new(DEBIAN_PG_ROOT).join(v.trim()).join("bin");
+    bin.join("postgres").is_file().then_some(bin)
+}
+
+/// The major version of a Debian-layout bin dir (`…/postgresql/15/bin` → "15").
+pub fn bin_dir_major(bin_dir: &Path) -> Option<String> {
+    let v = bin_dir.parent()?.file_name()?.to_str()?;
+    (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit())).then(|| v.to_string())
+}
+
+/// A role/database/extension/setting name we can put in SQL and on the command line.
+fn valid_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn setting_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "on" } else { "off" }.into()),
+        _ => None,
+    }
+}
+
+/// Resolves the section; problems are returned located by key.
+pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
+    let s = ctx.section;
+    let key = &ctx.key;
+    let mut issues = Vec::new();
+
+    let bin_dir = match &s.bin_dir {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => ctx.base_dir.join(p),
+        // An existing cluster keeps its major version when a newer one gets installed.
+        None => existing_major_bin_dir(&ctx.stack.data_dir.join(ctx.name))
+            .or_else(|| newest_bin_dir(Path::new(DEBIAN_PG_ROOT)))
+            .unwrap_or_else(|| {
+            issues.push(Issue::new(
+                format!("{key}.bin_dir"),
+                format!(
+                    "no PostgreSQL found under {DEBIAN_PG_ROOT}/*/bin: install the `postgresql` package or set bin_dir = \"/path/to/postgresql/bin\""
+                ),
+            ));
+            PathBuf::from(DEBIAN_PG_ROOT).join("bin")
+        }),
+    };
+
+    let extensions = s
+        .extensions
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EXTENSIONS.iter().map(|s| s.to_string()).collect());
+    for (i, e) in extensions.iter().enumerate() {
+        if !valid_identifier(e) {
+            issues.push(Issue::new(
+                format!("{key}.extensions.{i}"),
+                format!("{e:?} is not an extension name (lowercase letters, digits, '_')"),
+            ));
+        }
+    }
+
+    let databases = databases_of(s);
+    for (i, d) in databases.iter().enumerate() {
+        if !valid_identifier(d) || d == "postgres" || d.starts_with("template") {
+            issues.push(Issue::new(
+                format!("{key}.databases.{i}"),
+                format!("{d:?} cannot be a consumer database: use lowercase letters, digits and '_', not postgres/template*"),
+            ));
+        }
+        if databases[..i].contains(d) {
+            issues.push(Issue::new(
+                format!("{key}.databases.{i}"),
+                format!("database {d:?} is listed twice"),
+            ));
+        }
+    }
+
+    let mut settings: Vec<(String, String)> = Vec::new();
+    for (k, v) in &s.settings {
+        let skey = format!("{key}.settings.{k}");
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            issues.push(Issue::new(&skey, "not a PostgreSQL setting name"));
+            continue;
+        }
+        match k.as_str() {
+            "port" => {
+                issues.push(Issue::new(&skey, format!("set {key}.port instead")));
+                continue;
+            }
+            "unix_socket_directories" | "data_directory" => {
+                issues.push(Issue::new(
+                    &skey,
+                    "chosen by the preset (socket under the runtime dir, data under DATA_DIR)",
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        match setting_text(v) {
+            Some(t) => settings.push((k.clone(), t)),
+            None => issues.push(Issue::new(
+                &skey,
+                "give a string, number or boolean (e.g. shared_buffers = \"1GB\")",
+            )),
+        }
+    }
+    // ParadeDB pg_search must be preloaded (≥ 0.23); keep the operator's own libraries.
+    if extensions.iter().any(|e| e == "pg_search") {
+        match settings
+            .iter_mut()
+            .find(|(k, _)| k == "shared_preload_libraries")
+        {
+            Some((_, v)) => {
+                if !v.split(',').any(|l| l.trim() == "pg_search") {
+                    if v.trim().is_empty() {
+                        *v = "pg_search".into();
+                    } else {
+                        v.push_str(",pg_search");
+                    }
+                }
+            }
+            None => settings.push(("shared_preload_libraries".into(), "pg_search".into())),
+        }
+    }
+
+    let user = match &s.user {
+        Some(u) => Some(u.clone()),
+        None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
+        None => None,
+    };
+
+    // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE.
+    let createrole = if ctx.find_preset("logto").is_some() && databases.iter().any(|d| d == "logto")
+    {
+        vec!["logto".to_string()]
+    } else {
+        Vec::new()
+    };
+
+    let cfg = PgConfig {
+        unit: ctx.name.to_string(),
+        bin_dir,
+        port: port_of(s),
+        extensions,
+        settings,
+        databases,
+        user,
+        data_dir: ctx.stack.data_dir.join(ctx.name),
+        socket_dir: ctx.stack.runtime_dir.join(ctx.name),
+        createrole,
+    };
+    (cfg, issues)
+}
+
+/// Expands `preset = "postgres"` into the server unit, `NAME-init` and the secrets.
+pub fn expand(ctx: &PresetCtx) -> Expansion {
+    let mut e = Expansion::default();
+    let (cfg, mut issues) = resolve(ctx);
+    e.issues.append(&mut issues);
+    let runtime = ctx.section.runtime.unwrap_or(ctx.cfg.stack.runtime);
+    if runtime == RuntimeName::Podman || ctx.section.image.is_some() {
+        e.issues.push(Issue::new(
+            format!("{}.runtime", ctx.key),
+            "the postgres preset runs PostgreSQL natively for now: set runtime = \"process\" and bin_dir",
+        ));
+    }
+
+    let mut main = blank_unit(ctx.name, &ctx.key, "preset postgres");
+    main.kind = UnitKind::Longrun;
+    main.exec = Exec::Command(cfg.argv());
+    main.user = cfg.user.clone();
+    main.port = Some(cfg.port);
+    // A database that stops on its own (pg_ctl stop, OOM) is always wanted back.
+    main.restart = RestartPolicy::Always;
+    // Fast shutdown: rolls back open transactions, checkpoints, exits; SIGKILL would
+    // force crash recovery on the next start.
+    main.stop_signal = Signal::SIGINT;
+    main.stop_timeout = Duration::from_secs(120);
+    main.prepare = Some(datadir::prepare_task(&cfg));
+    main.health = Some(Health {
+        probe: Probe::Task(client::probe_task(&cfg)),
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+        retries: 3,
+        // Crash recovery after a hard stop can replay a lot of WAL.
+        start_period: Duration::from_secs(120),
+    });
+
+    let mut init = blank_unit(&init_name(ctx.name), &ctx.key, "preset postgres");
+    init.kind = UnitKind::Oneshot;
+    init.exec = Exec::Task(provision::init_task(&cfg));
+    init.depends_on.push(Dependency {
+        unit: ctx.name.to_string(),
+        condition: Condition::Healthy,
+    });
+    init.restart = RestartPolicy::OnFailure;
+    init.backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+        reset_after: Duration::from_secs(60),
+    };
+
+    e.secrets.insert(
+        cfg.superuser_secret(),
+        SecretSpec {
+            kind: SecretKind::Random { bytes: 32 },
+            owner: None,
+            consumers: Vec::new(),
+            rotate: Some(provision::rotate_task(&cfg, SUPERUSER)),
+            description: format!(
+                "password of the PostgreSQL superuser {SUPERUSER:?} of unit {}",
+                cfg.unit
+            ),
+        },
+    );
+    for db in &cfg.databases {
+        e.secrets.insert(
+            cfg.role_secret(db),
+            SecretSpec {
+                kind: SecretKind::Random { bytes: 32 },
+                owner: None,
+                // Units embedding the URL are found from their env at rotation time.
+                consumers: Vec::new(),
+                rotate: Some(provision::rotate_task(&cfg, db)),
+                description: format!("password of PostgreSQL role {db:?} (database {db:?})"),
+            },
+        );
+    }
+    e.units.push(main);
+    e.units.push(init);
+    e
+}
