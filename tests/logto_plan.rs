@@ -274,3 +274,46 @@ fn missing_domain_database_and_release_dir_are_named() {
     .unwrap_err();
     assert!(err.contains("services.logto.release_dir"), "{err}");
 }
+
+#[test]
+fn database_urls_and_init_edges_come_from_the_postgres_preset() {
+    let p = plan(
+        r#"
+[services.postgres]
+preset = "postgres"
+port = 27999
+extensions = []
+
+[services.logto]
+preset = "logto"
+release_dir = "/opt/logto"
+
+[services.lobechat]
+preset = "lobechat"
+release_dir = "/opt/lobechat"
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        p.unit("logto").unwrap().env["DB_URL"].to_string(),
+        "postgres://logto:${secret:postgres-logto}@127.0.0.1:27999/logto"
+    );
+    assert_eq!(
+        p.unit("logto-seed").unwrap().env["DB_URL"].to_string(),
+        "postgres://logto:${secret:postgres-logto}@127.0.0.1:27999/logto"
+    );
+    assert_eq!(
+        p.unit("lobechat").unwrap().env["DATABASE_URL"].to_string(),
+        "postgres://lobechat:${secret:postgres-lobechat}@127.0.0.1:27999/lobechat"
+    );
+    for u in ["logto-seed", "lobechat-migrate", "lobechat"] {
+        assert!(
+            p.unit(u)
+                .unwrap()
+                .depends_on
+                .iter()
+                .any(|d| d.unit == "postgres-init" && d.condition == Condition::Completed),
+            "{u} does not wait for postgres-init"
+        );
+    }
+}
