@@ -117,6 +117,46 @@ fn domain_change_by_reload(
     );
 }
 
+/// `secrets rotate lobechat-oidc-client-secret`: Logto gets the new value (through the
+/// provisioning task), the store keeps it, LobeChat restarts with it.
+fn rotate_client_secret(d: &Daemon, pg: &Postgres, store: &prometheus_stack::secrets::SecretStore) {
+    let old = store.read("lobechat-oidc-client-secret").unwrap();
+    let restarts_before = status_of(d, "lobechat")["restarts"].as_u64().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--config")
+        .arg(&d.config)
+        .args(["secrets", "rotate", "lobechat-oidc-client-secret"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restarted lobechat"));
+    let new = store.read("lobechat-oidc-client-secret").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT a.secret || ' ' || s.value FROM applications a \
+             JOIN application_secrets s ON s.application_id = a.id"
+        )
+        .unwrap(),
+        format!("{new} {new}")
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lc = status_of(d, "lobechat");
+        if lc["restarts"].as_u64().unwrap() > restarts_before && lc["state"] == "healthy" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lobechat: {lc}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn run_daemon(edition: &str, p: Ports) {
     let pg = Postgres::start(p.pg);
     pg.create_db("logto", "logtoPw");
@@ -227,6 +267,8 @@ env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0
     assert_eq!(store.exists("lobechat-jwks"), edition == "v2");
     if edition == "v2" {
         domain_change_by_reload(&d, &pg, &config, &lobe_rel, &p);
+    } else {
+        rotate_client_secret(&d, &pg, &store);
     }
     drop(d);
     assert_ne!(

@@ -410,11 +410,17 @@ async fn run(
         .or(derived_app_url);
     let client = match (lobechat, &app_url) {
         (Some(_), Some(u)) => {
-            let secret = tc.secrets.ensure(
-                LOBECHAT_CLIENT_SECRET,
-                &SecretKind::Random { bytes: 32 },
-                None,
-            )?;
+            // During `secrets rotate` the new value is staged as NAME.next until this
+            // task succeeds; Logto must get that one, not the value being replaced.
+            let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
+            let secret = match tc.secrets.read(&staged) {
+                Ok(v) => v,
+                Err(_) => tc.secrets.ensure(
+                    LOBECHAT_CLIENT_SECRET,
+                    &SecretKind::Random { bytes: 32 },
+                    None,
+                )?,
+            };
             Some((ClientSpec::lobechat(u), secret))
         }
         _ => None,
