@@ -11,7 +11,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-client
           lintian curl jq ca-certificates openssl python3-venv procps psmisc iproute2
-          uidmap fuse-overlayfs runit)
+          uidmap fuse-overlayfs runit catatonit bsdutils)
 APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -29,6 +29,7 @@ $SUDO pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
 $SUDO systemctl stop nginx supervisor >/dev/null 2>&1 || true
 $SUDO pkill -x nginx >/dev/null 2>&1 || true
 
+# podman --init needs catatonit (units run with --init unless they opt out).
 # podman on these machines: crun cannot run (cgroup v1 hybrid), rlimits cannot be raised.
 if [ ! -f /etc/containers/containers.conf ] || ! grep -q 'runtime = "runc"' /etc/containers/containers.conf; then
   log "writing /etc/containers/containers.conf (runc, test ulimits)"

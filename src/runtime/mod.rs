@@ -132,6 +132,14 @@ impl Child {
         }
     }
 
+    /// The container's name, for podman units.
+    pub fn container(&self) -> Option<String> {
+        match self {
+            Child::Podman(c) => Some(c.name().to_string()),
+            _ => None,
+        }
+    }
+
     /// Waits until the unit ends by itself. Cancel-safe.
     pub async fn wait(&mut self) -> ExitInfo {
         match self {

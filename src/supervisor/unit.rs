@@ -279,9 +279,11 @@ impl Machine {
         let started = Instant::now();
         let has_health = self.unit.health.is_some() && self.unit.kind == UnitKind::Longrun;
         let pid = child.pid();
+        let container = child.container();
         self.set(|s| {
             s.state = UnitState::Running;
             s.pid = pid;
+            s.container = container;
             s.started_at = Some(super::state::now());
             s.health = has_health.then(|| "starting".to_string());
         });

@@ -1,0 +1,241 @@
+//! Reads a whole bundle, hashing every entry, and compares with its manifest — before
+//! anything is loaded.
+
+use super::manifest::{HashingReader, Manifest, FORMAT, MANIFEST};
+use super::progress::Progress;
+use super::BundleError;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// Where an entry's data lies in the bundle file.
+#[derive(Debug, Clone, Copy)]
+pub struct Located {
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// A bundle whose every entry matched the manifest.
+#[derive(Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub entries: BTreeMap<String, Located>,
+}
+
+const MAX_MANIFEST: u64 = 64 << 20;
+
+/// Checks every entry's size and sha256 against the manifest; names every bad entry.
+/// With `progress`, each entry's hashing is reported (a bar on a terminal).
+pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
+    let fname = file.display().to_string();
+    let f = File::open(file).map_err(|e| BundleError::Io {
+        what: format!("opening bundle {fname}"),
+        source: e,
+    })?;
+    let mut ar = tar::Archive::new(f);
+    let mut seen: BTreeMap<String, (String, u64, Located)> = BTreeMap::new();
+    let mut manifest_bytes: Option<Vec<u8>> = None;
+    let mut last = String::from("(none)");
+    let truncated = |entry: &str, reason: String| BundleError::Truncated {
+        file: fname.clone(),
+        entry: entry.to_string(),
+        reason,
+    };
+    let entries = ar
+        .entries()
+        .map_err(|e| truncated("(start of file)", e.to_string()))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let size = entry.header().size().unwrap_or(0);
+        let offset = entry.raw_file_position();
+        if path == MANIFEST {
+            if size > MAX_MANIFEST {
+                return Err(BundleError::BadManifest {
+                    file: fname,
+                    reason: format!("{MANIFEST} is {size} bytes"),
+                });
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| truncated(&path, e.to_string()))?;
+            if (buf.len() as u64) < size {
+                return Err(truncated(
+                    &path,
+                    format!("{} of {size} bytes present", buf.len()),
+                ));
+            }
+            manifest_bytes = Some(buf);
+        } else {
+            let mut bar = progress.then(|| Progress::start(format!("verifying {path}"), size));
+            let mut r = HashingReader::new(&mut entry);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = r
+                    .read(&mut buf)
+                    .map_err(|e| truncated(&path, e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(b) = bar.as_mut() {
+                    b.update(r.count());
+                }
+            }
+            let (sha, n) = r.finish();
+            if let Some(b) = bar {
+                b.finish(&format!("hashed {path}"));
+            }
+            if n < size {
+                return Err(truncated(&path, format!("{n} of {size} bytes present")));
+            }
+            seen.insert(path.clone(), (sha, n, Located { offset, size }));
+        }
+        last = path;
+    }
+    let Some(mb) = manifest_bytes else {
+        return Err(BundleError::NoManifest { file: fname, last });
+    };
+    let manifest: Manifest = serde_json::from_slice(&mb).map_err(|e| BundleError::BadManifest {
+        file: fname.clone(),
+        reason: e.to_string(),
+    })?;
+    if manifest.format != FORMAT {
+        return Err(BundleError::BadManifest {
+            file: fname,
+            reason: format!("format {} (this version reads {FORMAT})", manifest.format),
+        });
+    }
+    let mut problems = Vec::new();
+    let mut entries = BTreeMap::new();
+    for fe in &manifest.files {
+        match seen.remove(&fe.path) {
+            None => problems.push(format!("{}: listed in the manifest but missing", fe.path)),
+            Some((_, n, _)) if n != fe.size => {
+                problems.push(format!("{}: size {n}, manifest says {}", fe.path, fe.size))
+            }
+            Some((sha, _, _)) if sha != fe.sha256 => problems.push(format!(
+                "{}: sha256 {sha}, manifest says {}",
+                fe.path, fe.sha256
+            )),
+            Some((_, _, loc)) => {
+                entries.insert(fe.path.clone(), loc);
+            }
+        }
+    }
+    for extra in seen.keys() {
+        problems.push(format!("{extra}: not listed in the manifest"));
+    }
+    if !problems.is_empty() {
+        return Err(BundleError::Corrupt {
+            file: fname,
+            problems,
+        });
+    }
+    Ok(Verified { manifest, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::manifest::{Content, FileEntry};
+    use sha2::{Digest, Sha256};
+
+    fn entry(path: &str, data: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            sha256: hex::encode(Sha256::digest(data)),
+            size: data.len() as u64,
+            content: Content::Artifact {
+                target: format!("/opt/{path}").into(),
+                mode: 0o644,
+            },
+        }
+    }
+
+    /// Writes a bundle with `data` entries and a manifest listing `listed`.
+    fn bundle(
+        data: &[(&str, &[u8])],
+        listed: Vec<FileEntry>,
+        format: u32,
+    ) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(f.reopen().unwrap());
+        for (p, d) in data {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, p, *d).unwrap();
+        }
+        let m = serde_json::to_vec(&Manifest {
+            format,
+            created_by: "t".into(),
+            stack: "s".into(),
+            files: listed,
+        })
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(m.len() as u64);
+        b.append_data(&mut h, MANIFEST, m.as_slice()).unwrap();
+        b.finish().unwrap();
+        f
+    }
+
+    #[test]
+    fn good_bundle_verifies_with_offsets() {
+        let f = bundle(
+            &[("a", b"alpha"), ("b", b"beta")],
+            vec![entry("a", b"alpha"), entry("b", b"beta")],
+            FORMAT,
+        );
+        let v = verify(f.path(), false).unwrap();
+        let loc = v.entries["b"];
+        let all = std::fs::read(f.path()).unwrap();
+        assert_eq!(
+            &all[loc.offset as usize..(loc.offset + loc.size) as usize],
+            b"beta"
+        );
+    }
+
+    #[test]
+    fn every_mismatch_is_named() {
+        let mut wrong = entry("a", b"alpha");
+        wrong.sha256 = hex::encode(Sha256::digest(b"other"));
+        let f = bundle(
+            &[("a", b"alpha"), ("extra", b"x")],
+            vec![wrong, entry("gone", b"g")],
+            FORMAT,
+        );
+        let e = verify(f.path(), false).unwrap_err().to_string();
+        assert!(e.contains("a: sha256"), "{e}");
+        assert!(
+            e.contains("gone: listed in the manifest but missing"),
+            "{e}"
+        );
+        assert!(e.contains("extra: not listed"), "{e}");
+    }
+
+    #[test]
+    fn no_manifest_and_unknown_format_are_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(f.reopen().unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        b.append_data(&mut h, "a", &b"x"[..]).unwrap();
+        b.finish().unwrap();
+        let e = verify(f.path(), false).unwrap_err().to_string();
+        assert!(
+            e.contains("no manifest.json") && e.contains("after a"),
+            "{e}"
+        );
+        let f = bundle(&[], vec![], 99);
+        let e = verify(f.path(), false).unwrap_err().to_string();
+        assert!(e.contains("format 99"), "{e}");
+    }
+}
