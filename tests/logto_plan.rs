@@ -210,6 +210,13 @@ env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
         matches!(&seed.runtime, Runtime::Podman(s) if s.image == "ghcr.io/logto-io/logto:1.42.0")
     );
     assert!(matches!(&seed.exec, Exec::Command(a) if a == &["cli", "db", "seed", "--", "--swe"]));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("volumes = [\"/var/lib/ps-test/pki:/var/lib/ps-test/pki:ro\"]")),
+        "{:?}",
+        p.warnings
+    );
     assert_eq!(
         p.unit("lobechat").unwrap().env["HOSTNAME"].to_string(),
         "127.0.0.1",

@@ -91,6 +91,15 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         .as_ref()
         .filter(|p| p.tls == TlsMode::Internal)
         .map(|_| ctx.stack.data_dir.join("pki").join("ca.crt"));
+    if let (Some(ca), true) = (&ca_bundle, podman) {
+        let dir = ca.parent().unwrap_or(ca).display().to_string();
+        if !s.volumes.iter().any(|v| v.starts_with(&format!("{dir}:"))) {
+            e.warnings.push(format!(
+                "{key}: the container must see the internal CA at {}: add volumes = [\"{dir}:{dir}:ro\"]",
+                ca.display()
+            ));
+        }
+    }
     let inputs = Inputs {
         app_url: app_url.clone(),
         port,
