@@ -177,6 +177,10 @@ async fn plain_http_redirects_to_https_keeping_path_and_query_and_http2_works() 
     proxy.shutdown().await;
 }
 
+fn assert_send<T: Send>(t: T) -> T {
+    t
+}
+
 /// Points `link` at `target` atomically, as certbot does.
 fn swap_symlink(link: &Path, target: &Path) {
     let tmp = link.with_extension("new");
@@ -302,9 +306,13 @@ async fn reload_rereads_certificates_and_routes() {
         cert_poll: Duration::from_secs(3600),
         ..Default::default()
     };
-    let proxy = prometheus_stack::proxy::Proxy::start_with(plan(&toml(u1)), healthy(), opts)
-        .await
-        .unwrap();
+    let proxy = assert_send(prometheus_stack::proxy::Proxy::start_with(
+        plan(&toml(u1)),
+        healthy(),
+        opts,
+    ))
+    .await
+    .unwrap();
     let addr = proxy.local_addrs().https;
     let client = TlsClient::new(&ca.pem, &[b"http/1.1"]);
     let mut open = client.h1(addr, "r.test").await;
@@ -314,7 +322,9 @@ async fn reload_rereads_certificates_and_routes() {
     );
     write(d, "r.pem", &two.chain);
     write(d, "r.key", &two.key);
-    proxy.reload(plan(&toml(u2))).await.unwrap();
+    let reload = proxy.reload(plan(&toml(u2)));
+    // The daemon calls reload from spawned tasks.
+    assert_send(reload).await.unwrap();
     let tls = client.connect(addr, "r.test").await.unwrap();
     assert_eq!(served_fingerprint(&tls), pem_fingerprint(&two.chain));
     assert_eq!(
@@ -374,4 +384,27 @@ async fn internal_ca_issues_site_certificates_that_curl_verifies_with_the_export
     let fp = ossl.trim().rsplit('=').next().unwrap();
     assert!(out.contains(fp), "ca printed {out}, openssl says {ossl}");
     proxy.shutdown().await;
+}
+
+#[test]
+fn ca_command_explains_when_the_internal_ca_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "stack.toml",
+        &format!(
+            "[stack]\ndata_dir = {:?}\n[proxy]\nhttps = \"127.0.0.1:0\"\n",
+            dir.path().join("data")
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("ca")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls = \"internal\""), "{err}");
+    assert!(!dir.path().join("data/pki/ca.key").exists());
 }

@@ -15,8 +15,8 @@ pub(crate) struct AccessRecord {
     /// Path without the query string (queries carry tokens and presigned signatures).
     pub path: String,
     pub status: u16,
-    /// `unit NAME` / `host:port` / `-` for the proxy's own answers.
-    pub upstream: String,
+    /// `unit host:port` / `host:port` / `-` for the proxy's own answers.
+    pub upstream: std::sync::Arc<str>,
     pub site: SiteName,
     pub start: Instant,
     pub metrics: ProxyMetrics,

@@ -87,7 +87,7 @@ enum Kind {
 }
 
 /// What the proxy sends back: an upstream body (streamed) or one of its own pages.
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     kind: Kind,
     bytes: u64,
     log: Option<Box<AccessRecord>>,

@@ -7,6 +7,7 @@ use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, HOST, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -87,24 +88,25 @@ pub(crate) struct ClientSide<'a> {
     pub ip: IpAddr,
 }
 
-/// Rewrites the client's request into the upstream request for `target` (`host:port`).
+/// Rewrites the client's request into the upstream request for `target`.
 pub(crate) fn upstream_request<B>(
     req: Request<B>,
-    target: &str,
+    target: &Authority,
     from: &ClientSide<'_>,
     upgrade: bool,
 ) -> Result<Request<B>, hyper::http::Error> {
     let (mut parts, body) = req.into_parts();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(target)
-        .path_and_query(pq)
-        .build()?;
+    let mut uri = hyper::http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(target.clone());
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    parts.uri = Uri::from_parts(uri)?;
     let was_h2 = parts.version == Version::HTTP_2;
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
@@ -171,7 +173,8 @@ mod tests {
             authority: "lobe.example.com:8443",
             ip: "192.0.2.7".parse().unwrap(),
         };
-        let out = upstream_request(req, "127.0.0.1:3210", &from, false).unwrap();
+        let target = Authority::from_static("127.0.0.1:3210");
+        let out = upstream_request(req, &target, &from, false).unwrap();
         assert_eq!(
             out.uri().to_string(),
             "http://127.0.0.1:3210/bucket/a.png?X-Amz-Signature=abc"
@@ -202,7 +205,8 @@ mod tests {
             authority: "a.example.com",
             ip: "::1".parse().unwrap(),
         };
-        let out = upstream_request(req, "127.0.0.1:1", &from, true).unwrap();
+        let target = Authority::from_static("127.0.0.1:1");
+        let out = upstream_request(req, &target, &from, true).unwrap();
         assert_eq!(out.headers()["upgrade"], "websocket");
         assert_eq!(out.headers()["connection"], "upgrade");
     }

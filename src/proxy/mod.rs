@@ -3,11 +3,15 @@
 //! keep-alive pool, 503 status page while a unit is not healthy, HTTP→HTTPS redirect.
 //!
 //! Public API (what the daemon wires in):
-//! - [`Proxy::start`]`(plan, health)` binds `[proxy] https` (+ `http` for redirects) and
-//!   returns a [`ProxyHandle`]; [`Proxy::start_with`] takes [`ProxyOptions`].
-//! - [`ProxyHandle::reload`]`(plan)`: new routes, limits and certificates; open
-//!   connections are kept (listen addresses are not rebound).
-//! - [`ProxyHandle::shutdown`]: stop accepting, let open requests finish (bounded).
+//! - `async` [`Proxy::start`]`(Arc<Plan>, Arc<dyn UnitHealth>) -> Result<ProxyHandle,
+//!   ProxyError>` binds `[proxy] https` (+ `http` for redirects); with
+//!   `tls = "internal"` it first creates the CA and site leaves under `pki_dir`.
+//!   [`Proxy::start_with`] also takes [`ProxyOptions`] (poll intervals, grace).
+//! - `async` [`ProxyHandle::reload`]`(Arc<Plan>) -> Result<(), ProxyError>`: new routes,
+//!   limits and certificates; open connections are kept (listen addresses are not
+//!   rebound). Call it on SIGHUP / `reload`.
+//! - `async` [`ProxyHandle::shutdown`]`(self)`: stop accepting, let open requests
+//!   finish (bounded by the grace period).
 //! - [`ProxyHandle::local_addrs`]: the bound addresses (useful with port 0).
 //! - [`ProxyHandle::metrics`] → [`ProxyMetrics::register`] into a prometheus registry.
 //! - [`UnitHealth`] (the supervisor's snapshot implements it), [`UnitView`],
@@ -36,7 +40,6 @@ mod supervised;
 mod tls;
 
 pub use access_log::ACCESS_TARGET;
-pub use body::ResponseBody;
 pub use error::ProxyError;
 pub use health::{AlwaysHealthy, SettableHealth, UnitHealth, UnitView};
 pub use metrics::ProxyMetrics;
@@ -189,23 +192,24 @@ impl ProxyHandle {
     }
 
     /// Applies a new plan: routes, limits, timeouts and certificates (all re-read from
-    /// disk). Open connections stay. Changed listen addresses need a restart (logged).
+    /// disk; one that fails keeps its previous certificate, logged). Open connections
+    /// stay. Changed listen addresses need a restart (logged). Errors: the plan has no
+    /// `[proxy]` (stop the proxy instead) or the internal CA cannot issue (routes are
+    /// applied anyway).
     pub async fn reload(&self, plan: Arc<Plan>) -> Result<(), ProxyError> {
         let p = plan.proxy.as_ref().ok_or(ProxyError::NoProxySection)?;
-        let old = self.plan.load();
-        if let Some(o) = &old.proxy {
+        if let Some(o) = &self.plan.load_full().proxy {
             if o.https != p.https || o.http != p.http || o.max_connections != p.max_connections {
                 tracing::warn!("proxy: listen addresses or max_connections changed; they apply after a restart");
             }
         }
+        let next = State::new(p, Some(&self.shared.state.load_full()));
+        self.shared.state.store(Arc::new(next));
+        self.plan.store(plan.clone());
+        // Routes apply even when certificates cannot be issued; the old ones keep serving.
         let sources = cert_sources(p).await?;
         let certs = self.certs.clone();
         let _ = tokio::task::spawn_blocking(move || certs.replace(&sources)).await;
-        let prev = self.shared.state.load();
-        self.shared
-            .state
-            .store(Arc::new(State::new(p, Some(&prev))));
-        self.plan.store(plan.clone());
         tracing::info!(sites = p.sites.len(), "proxy: reloaded");
         Ok(())
     }

@@ -1,9 +1,66 @@
 //! Route selection: the site by host (exact, then `*.suffix` wildcard), then the
 //! longest matching path prefix on that site.
 
-use crate::plan::{Route, Site};
+use crate::plan::{RouteAction, Site};
+use hyper::http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Where a forwarding route sends requests, resolved once per plan.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub authority: Authority,
+    /// The unit whose health gates the route.
+    pub unit: Option<String>,
+    /// `unit NAME host:port` or `host:port`, for the access log.
+    pub label: Arc<str>,
+}
+
+/// One route of a site, ready to serve.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub path: String,
+    /// Redirect location, for redirect routes.
+    pub redirect: Option<String>,
+    /// None for redirects, and for an address that is not a valid `host:port` (502).
+    pub target: Option<Target>,
+    pub max_body: Option<u64>,
+}
+
+impl Route {
+    fn new(r: &crate::plan::Route) -> Self {
+        let (redirect, target) = match &r.action {
+            RouteAction::Redirect(loc) => (Some(loc.clone()), None),
+            RouteAction::Address(a) => (None, target(a, None)),
+            RouteAction::Unit { unit, port } => {
+                (None, target(&format!("127.0.0.1:{port}"), Some(unit)))
+            }
+        };
+        Route {
+            path: r.path.clone(),
+            redirect,
+            target,
+            max_body: r.max_body,
+        }
+    }
+}
+
+fn target(addr: &str, unit: Option<&String>) -> Option<Target> {
+    match addr.parse::<Authority>() {
+        Ok(authority) => Some(Target {
+            authority,
+            unit: unit.cloned(),
+            label: Arc::from(match unit {
+                Some(u) => format!("{u} {addr}"),
+                None => addr.to_string(),
+            }),
+        }),
+        Err(e) => {
+            tracing::error!("proxy: route target {addr:?} is not host:port ({e}); it answers 502");
+            None
+        }
+    }
+}
 
 /// One site's routes, longest prefix first.
 #[derive(Debug)]
@@ -44,7 +101,7 @@ impl RouteTable {
     pub fn new(sites: &[Site]) -> Self {
         let mut t = RouteTable::default();
         for s in sites {
-            let mut routes = s.routes.clone();
+            let mut routes: Vec<Route> = s.routes.iter().map(Route::new).collect();
             routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
             let site = Arc::new(SiteRoutes {
                 host: Arc::from(s.host.to_ascii_lowercase()),
@@ -103,7 +160,6 @@ pub(crate) fn strip_port(authority: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::RouteAction;
 
     fn site(host: &str, paths: &[&str]) -> Site {
         Site {
@@ -112,7 +168,7 @@ mod tests {
             key: None,
             routes: paths
                 .iter()
-                .map(|p| Route {
+                .map(|p| crate::plan::Route {
                     path: p.to_string(),
                     action: RouteAction::Address(format!("127.0.0.1:1{}", p.len())),
                     max_body: None,

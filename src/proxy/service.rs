@@ -5,9 +5,9 @@ use super::access_log::AccessRecord;
 use super::body::{RequestBody, ResponseBody};
 use super::forward::{self, ClientSide, Upstream};
 use super::metrics::{ProxyMetrics, SiteName};
-use super::routes::{strip_port, RouteTable, SiteRoutes};
+use super::routes::{strip_port, RouteTable, SiteRoutes, Target};
 use super::{pages, status_page, UnitHealth};
-use crate::plan::{ProxyPlan, RouteAction};
+use crate::plan::ProxyPlan;
 use arc_swap::ArcSwap;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, HOST, LOCATION};
@@ -83,7 +83,7 @@ pub(crate) async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
-    let mut upstream = String::from("-");
+    let mut upstream = shared.no_site.0.clone();
     let (site, mut resp) = match &authority {
         None => (None, pages::bad_request("The request has no Host header.")),
         Some(authority) => {
@@ -131,28 +131,26 @@ async fn route(
     site: &SiteRoutes,
     authority: &str,
     req: Request<Incoming>,
-    upstream: &mut String,
+    upstream: &mut Arc<str>,
 ) -> Response<ResponseBody> {
     let Some(route) = site.route(req.uri().path()) else {
         return pages::no_route();
     };
-    let target = match &route.action {
-        RouteAction::Redirect(loc) => return redirect(loc),
-        RouteAction::Address(a) => {
-            upstream.clone_from(a);
-            a.clone()
-        }
-        RouteAction::Unit { unit, port } => {
-            *upstream = format!("{unit} 127.0.0.1:{port}");
-            match shared.health.unit_state(unit) {
-                Some(v) if v.healthy => {}
-                _ => return status_page::unavailable(unit, &shared.health.all_units()),
-            }
-            format!("127.0.0.1:{port}")
-        }
+    if let Some(loc) = &route.redirect {
+        return redirect(loc);
+    }
+    let Some(target) = &route.target else {
+        return pages::bad_gateway();
     };
+    *upstream = target.label.clone();
+    if let Some(unit) = &target.unit {
+        match shared.health.unit_state(unit) {
+            Some(v) if v.healthy => {}
+            _ => return status_page::unavailable(unit, &shared.health.all_units()),
+        }
+    }
     let limit = route.max_body.unwrap_or(state.max_body);
-    forward_to(state, conn, authority, &target, limit, req).await
+    forward_to(state, conn, authority, target, limit, req).await
 }
 
 fn redirect(loc: &str) -> Response<ResponseBody> {
@@ -168,7 +166,7 @@ async fn forward_to(
     state: &State,
     conn: &ConnInfo,
     authority: &str,
-    target: &str,
+    target: &Target,
     limit: u64,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -188,21 +186,21 @@ async fn forward_to(
         authority,
         ip: conn.peer.ip(),
     };
-    let req = match forward::upstream_request(req, target, &from, upgrade) {
+    let req = match forward::upstream_request(req, &target.authority, &from, upgrade) {
         Ok(r) => r,
         Err(_) => return pages::bad_request("The request cannot be forwarded as sent."),
     };
     let result = tokio::time::timeout(state.upstream_timeout, state.client.request(req)).await;
     let mut resp = match result {
         Err(_) => {
-            tracing::warn!(upstream = %target, "proxy: upstream did not answer within upstream_timeout ({:?})", state.upstream_timeout);
+            tracing::warn!(upstream = %target.label, "proxy: upstream did not answer within upstream_timeout ({:?})", state.upstream_timeout);
             return pages::gateway_timeout();
         }
         Ok(Err(e)) => {
             if tripped.load(Ordering::Relaxed) {
                 return pages::too_large(limit);
             }
-            tracing::warn!(upstream = %target, "proxy: upstream request failed: {}", error_chain(&e));
+            tracing::warn!(upstream = %target.label, "proxy: upstream request failed: {}", error_chain(&e));
             return pages::bad_gateway();
         }
         Ok(Ok(r)) => r,

@@ -9,7 +9,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -39,13 +40,21 @@ fn full(s: impl Into<Bytes>) -> Body {
 /// - `/big`: 1 MiB of `x`
 /// - anything else: `hello from <name>`
 pub async fn start(name: &'static str) -> SocketAddr {
+    start_counted(name).await.0
+}
+
+/// [`start`], also counting the TCP connections it accepted.
+pub async fn start_counted(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = l.accept().await else {
                 return;
             };
+            count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| handle(name, req));
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -54,7 +63,7 @@ pub async fn start(name: &'static str) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

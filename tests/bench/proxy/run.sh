@@ -5,7 +5,8 @@
 #
 #   tests/bench/proxy/run.sh
 #   env: THREADS=1 (proxy threads = nginx workers)  DURATION=10 (s per row)
-#        CONNS=50  H2_CONNS=20 H2_STREAMS=10  IDLE=1000  BASE_PORT=21000
+#        ROUNDS=2 (per proxy and row, alternating order; means reported)
+#        CONNS=50 BIG_CONNS=10 H2_CONNS=20 H2_STREAMS=10  IDLE=1000  BASE_PORT=21000
 set -euo pipefail
 
 THREADS=${THREADS:-1}
@@ -15,6 +16,7 @@ BIG_CONNS=${BIG_CONNS:-10}
 H2_CONNS=${H2_CONNS:-20}
 H2_STREAMS=${H2_STREAMS:-10}
 IDLE=${IDLE:-1000}
+ROUNDS=${ROUNDS:-2}
 BASE=${BASE_PORT:-21000}
 UP_PORT=$((BASE + 1))
 NGINX_PORT=$((BASE + 443))
@@ -120,7 +122,7 @@ PIDS+=($!)
 nginx -p "$WORK" -e "$WORK/nginx.err" -c "$WORK/nginx.conf" &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
-RUST_LOG=warn "$BIN" "$WORK/stack.toml" "$THREADS" &
+RUST_LOG=warn,rustls=error "$BIN" "$WORK/stack.toml" "$THREADS" &
 OURS_PID=$!
 PIDS+=($OURS_PID)
 
@@ -142,9 +144,7 @@ for p in "$NGINX_PORT" "$OURS_PORT"; do
     || { echo "no HTTP/2 on $p" >&2; exit 1; }
 done
 
-to_ms() { # wrk latency like 1.23ms / 456.00us / 1.2s
-  python3 -c 'import re,sys; v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1)); print(f"{n/1000 if m.group(2)=="us" else n*1000 if m.group(2)=="s" else n:.2f}")' "$1"
-}
+to_ms() { python3 "$HERE/wrk_ms.py" "$1"; }
 
 wrk_row() { # port path conns -> "rps p99ms"
   local out rps p99 bad
@@ -195,13 +195,30 @@ echo "warming up..." >&2
 wrk -t1 -c"$CONNS" -d2s -H "Host: bench.test" "https://127.0.0.1:$NGINX_PORT/small" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -H "Host: bench.test" "https://127.0.0.1:$OURS_PORT/small" >/dev/null
 
+mean_pair() { # "rps p99" lines -> mean rps, mean p99
+  awk '{r += $1; p += $2; n++} END {printf "%.2f %.2f\n", r / n, p / n}'
+}
+
 declare -A R
-run_pair() { # label kind path conns
+run_pair() { # label kind path conns: ROUNDS rounds in A B B A order, means reported
   echo "measuring $1 ..." >&2
+  local i n="" o="" fn
   case $2 in
-    wrk) R[$1.nginx]=$(wrk_row "$NGINX_PORT" "$3" "$4"); R[$1.ours]=$(wrk_row "$OURS_PORT" "$3" "$4") ;;
-    h2) R[$1.nginx]=$(h2_row "$NGINX_PORT" "$3"); R[$1.ours]=$(h2_row "$OURS_PORT" "$3") ;;
+    wrk) fn() { wrk_row "$1" "$path" "$conns"; } ;;
+    h2) fn() { h2_row "$1" "$path"; } ;;
   esac
+  path=$3 conns=${4:-}
+  for ((i = 0; i < ROUNDS; i++)); do
+    if ((i % 2 == 0)); then
+      n+="$(fn "$NGINX_PORT")"$'\n'
+      o+="$(fn "$OURS_PORT")"$'\n'
+    else
+      o+="$(fn "$OURS_PORT")"$'\n'
+      n+="$(fn "$NGINX_PORT")"$'\n'
+    fi
+  done
+  R[$1.nginx]=$(printf '%s' "$n" | mean_pair)
+  R[$1.ours]=$(printf '%s' "$o" | mean_pair)
 }
 run_pair "h1-small" wrk /small "$CONNS"
 run_pair "h1-1MiB" wrk /big "$BIG_CONNS"
@@ -211,7 +228,7 @@ IDLE_NGINX=$(idle_row "$NGINX_PID" "$NGINX_PORT")
 IDLE_OURS=$(idle_row "$OURS_PID" "$OURS_PORT")
 
 echo
-echo "proxy benchmark: threads/workers=$THREADS, ${DURATION}s per row, $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //')"
+echo "proxy benchmark: threads/workers=$THREADS, ${DURATION}s x $ROUNDS rounds per row, load avg $(cut -d" " -f1-3 /proc/loadavg), $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //')"
 printf '%-34s %12s %12s %8s\n' "row" "nginx" "ours" "ours/nginx"
 for row in h1-small h1-1MiB h2-small; do
   read -r nr np <<<"${R[$row.nginx]}"
