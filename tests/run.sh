@@ -6,3 +6,5 @@ tests/setup.sh
 export PSTEST_DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
 cargo build --quiet
 cargo test --quiet -- --test-threads="${PSTEST_THREADS:-2}"
+# The .deb: build, lintian, install, check, start/stop, upgrade, purge (issue 7).
+tests/package.sh

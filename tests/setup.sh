@@ -13,6 +13,7 @@ APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-cli
           lintian curl jq ca-certificates openssl python3-venv procps psmisc iproute2
           uidmap fuse-overlayfs runit catatonit bsdutils)
 APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
+APT_PKGS+=(man-db)  # tests/package.sh: systemd-analyze verify runs man for Documentation=man:
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

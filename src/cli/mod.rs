@@ -5,7 +5,7 @@ mod bundle;
 mod ca;
 mod check;
 pub mod gpu;
-mod not_built;
+mod man;
 mod run;
 mod secrets;
 mod units;
@@ -93,7 +93,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff)
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write every page (one per subcommand too) into this folder instead
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// `secrets …`
@@ -161,15 +165,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        // Every declared command is routed now; the arm stays for commands declared
-        // before their subsystem lands (backup, restore, doctor).
-        #[allow(unreachable_patterns)]
-        other => not_built::not_built(&ctx, other),
+        Command::Man { out_dir } => man::man(out_dir.as_deref()),
     }
 }
 

@@ -3,8 +3,10 @@
 //! everything (dependents first) and exit 0, SIGHUP reloads the file.
 
 use super::Ctx;
+use crate::config::model::TlsMode;
 use crate::control::{self, ControlCtx};
 use crate::plan::{BuildOptions, Plan};
+use crate::proxy::{Proxy, ProxyHandle};
 use crate::runtime::{leftovers, podman, reaper};
 use crate::secrets::SecretStore;
 use crate::supervisor::{self, Supervisor};
@@ -30,7 +32,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(daemon(plan))
+    let r = rt.block_on(daemon(plan));
+    supervisor::logs::flush_stderr(std::time::Duration::from_secs(1));
+    r
 }
 
 fn init_tracing() {
@@ -40,7 +44,7 @@ fn init_tracing() {
     let tty = std::io::stderr().is_terminal();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(supervisor::logs::StderrQueue)
         .with_target(false)
         .with_ansi(tty);
     // journald stamps lines itself; a terminal gets times.
@@ -49,6 +53,24 @@ fn init_tracing() {
     } else {
         b.without_time().try_init()
     };
+}
+
+/// Holds an exclusive lock on `RUNTIME_DIR/daemon.lock` for the daemon's lifetime.
+fn lock_runtime_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "another daemon runs with the runtime dir {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        )
+    })
 }
 
 async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
@@ -68,6 +90,9 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
             plan.stack.runtime_dir.display()
         )
     })?;
+    control::ensure_free(&plan.control.socket).await?;
+    // One daemon per runtime dir: the leftover cleanup below must never hit a live daemon's units.
+    let _lock = lock_runtime_dir(&plan.stack.runtime_dir)?;
     if let Err(e) = reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper ({e}); orphans of units go to init");
     }
@@ -88,6 +113,13 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
+    // Units that call our HTTPS trust the internal CA (NODE_EXTRA_CA_CERTS): it must
+    // exist before any of them starts.
+    if let Some(p) = plan.proxy.as_ref().filter(|p| p.tls == TlsMode::Internal) {
+        crate::pki::ensure_ca(&p.pki_dir)
+            .with_context(|| format!("creating the internal CA in {}", p.pki_dir.display()))?;
+    }
+
     // Start gates other pieces provide (e.g. the GPU poller's free-memory gate) go here.
     let gpu = crate::gpu::GpuMonitor::start(&plan);
     let gates: Vec<Arc<dyn supervisor::StartGate>> = vec![gpu.gate()];
@@ -100,6 +132,20 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
             tracing::error!("{e}");
         }
     }
+
+    let proxy = match &plan.proxy {
+        Some(_) => match Proxy::start(plan.clone(), Arc::new(handle.clone())).await {
+            Ok(p) => {
+                metrics.add(Arc::new(p.metrics().clone()));
+                Some(Arc::new(p))
+            }
+            Err(e) => {
+                handle.shutdown().await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
 
     let ctl = Arc::new(ControlCtx {
         handle: handle.clone(),
@@ -123,7 +169,10 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
 
     // Background services that live as long as the daemon: the proxy, the GPU poller and
     // the metrics listener are started here by their pieces, each given `handle.clone()`.
-    let background: Vec<tokio::task::JoinHandle<()>> = vec![notify::spawn(handle.clone())];
+    let mut background: Vec<tokio::task::JoinHandle<()>> = vec![notify::spawn(handle.clone())];
+    if let Some(p) = &proxy {
+        background.push(tokio::spawn(follow_reloads(handle.clone(), p.clone())));
+    }
 
     let code = loop {
         tokio::select! {
@@ -149,7 +198,23 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     for b in background {
         b.abort();
     }
+    if let Some(p) = proxy.and_then(|p| Arc::into_inner(p)) {
+        p.shutdown().await;
+    }
     server.close();
     tracing::info!("all units stopped");
     Ok(ExitCode::from(code))
+}
+
+/// Gives every plan put in force (SIGHUP or `reload`) to the proxy: new routes and
+/// certificates; a refused certificate keeps the old one serving.
+async fn follow_reloads(handle: supervisor::Handle, proxy: Arc<ProxyHandle>) {
+    let mut plans = handle.watch_plan();
+    plans.mark_unchanged();
+    while plans.changed().await.is_ok() {
+        let plan = plans.borrow_and_update().clone();
+        if let Err(e) = proxy.reload(plan).await {
+            tracing::error!("proxy reload: {e}");
+        }
+    }
 }

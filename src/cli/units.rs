@@ -9,15 +9,69 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Where the packaged (systemd) daemon listens by default.
+const SYSTEM_SOCKET: &str = "/run/prometheus-stack/control.sock";
+
 /// The socket: --socket, else the one the config names.
 pub(super) fn socket(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     if let Some(s) = &ctx.socket {
         return Ok(s.clone());
     }
-    let plan = ctx
-        .plan(BuildOptions { check_host: false })
-        .map_err(|e| anyhow::anyhow!("{e}\n(pass --socket to reach a daemon anyway)"))?;
-    Ok(plan.control.socket)
+    match ctx.plan(BuildOptions { check_host: false }) {
+        Ok(plan) => {
+            // The plan places the runtime dir by the caller's uid and systemd's
+            // RUNTIME_DIRECTORY; an operator's shell has neither, the packaged daemon does.
+            let packaged = std::path::Path::new(SYSTEM_SOCKET);
+            if !plan.control.socket.exists()
+                && plan.stack.data_dir == std::path::Path::new("/var/lib/prometheus-stack")
+                && packaged.exists()
+            {
+                return Ok(packaged.to_path_buf());
+            }
+            Ok(plan.control.socket)
+        }
+        // An edited, now invalid file must not keep `reload` from reaching the daemon
+        // (which then reports the problems): read just the keys that place the socket.
+        Err(e) => socket_from_raw(ctx)
+            .ok_or_else(|| anyhow::anyhow!("{e}\n(pass --socket to reach a daemon anyway)")),
+    }
+}
+
+/// The socket from `[control].socket`, `[stack].runtime_dir` or `[stack].data_dir` of a file
+/// that is valid TOML but not a valid config (same rules as the plan builder).
+fn socket_from_raw(ctx: &Ctx) -> Option<PathBuf> {
+    let super::ConfigChoice::File(path) = ctx.config_choice() else {
+        return None;
+    };
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    let base = std::path::absolute(&path).ok()?.parent()?.to_path_buf();
+    let abs = |p: &str| base.join(p).components().collect::<PathBuf>();
+    if let Some(s) = v
+        .get("control")
+        .and_then(|c| c.get("socket"))
+        .and_then(|s| s.as_str())
+    {
+        return Some(abs(s));
+    }
+    let stack = v.get("stack");
+    let get = |k: &str| stack.and_then(|s| s.get(k)).and_then(|x| x.as_str());
+    if let Some(r) = get("runtime_dir") {
+        return Some(abs(r).join("control.sock"));
+    }
+    if let Some(r) = std::env::var_os("RUNTIME_DIRECTORY") {
+        let first = r.to_string_lossy().split(':').next()?.to_string();
+        return Some(PathBuf::from(first).join("control.sock"));
+    }
+    let data = abs(get("data_dir").unwrap_or(
+        crate::config::model::StackSection::default()
+            .data_dir
+            .to_str()?,
+    ));
+    if nix::unistd::geteuid().is_root() && data == std::path::Path::new("/var/lib/prometheus-stack")
+    {
+        return Some(PathBuf::from(SYSTEM_SOCKET));
+    }
+    Some(data.join("run/control.sock"))
 }
 
 pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
@@ -51,6 +105,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", render_status(&v));
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or_default());
+        }
         if let Some(g) = &gpu {
             print!("{}", super::gpu::status_footer(g));
         }

@@ -9,4 +9,4 @@ mod server;
 
 pub use client::{Client, ClientError};
 pub use routes::ControlCtx;
-pub use server::{serve, ControlError, ControlServer};
+pub use server::{ensure_free, serve, ControlError, ControlServer};

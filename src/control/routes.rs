@@ -2,6 +2,7 @@
 //! (e.g. `/v1/metrics`, `/v1/gpu`, `/v1/secrets/…`).
 //!
 //! - `GET  /v1/status` → the supervisor snapshot (`{"units":[…],"started_at":…,"ready":…}`)
+//!   plus the plan's `"warnings":[…]`
 //! - `POST /v1/units/{name}/start|stop|restart` → `{"ok":true}`
 //! - `GET  /v1/units/{name}/logs?n=N[&follow=1]` → text lines (streamed with follow)
 //! - `POST /v1/reload` → the reload report, or 422 `{"error":…}` when the file is invalid
@@ -39,7 +40,12 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let h = &ctx.handle;
     match (req.method(), segs.as_slice()) {
-        (&Method::GET, ["v1", "status"]) => json(StatusCode::OK, &*h.snapshot()),
+        (&Method::GET, ["v1", "status"]) => {
+            // The plan's notes (e.g. "LobeChat uses the root S3 key") belong in status too.
+            let mut v = serde_json::to_value(&*h.snapshot()).unwrap_or_default();
+            v["warnings"] = serde_json::json!(h.plan().warnings);
+            json(StatusCode::OK, &v)
+        }
         (&Method::GET, ["v1", "gpu"]) => match &ctx.gpu {
             Some(rx) => json(StatusCode::OK, &*rx.borrow()),
             None => json(

@@ -38,6 +38,15 @@ impl ControlServer {
     }
 }
 
+/// Fails when a daemon already answers on `path` (checked before anything is started or
+/// cleaned up, so a second `run` never touches the first one's units).
+pub async fn ensure_free(path: &Path) -> Result<(), ControlError> {
+    if path.exists() && tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(ControlError::InUse(path.to_path_buf()));
+    }
+    Ok(())
+}
+
 /// Binds `path` (replacing a stale socket) and serves the API on it.
 pub async fn serve(
     path: &Path,

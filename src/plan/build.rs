@@ -32,6 +32,10 @@ pub fn build(cfg: &ConfigFile, src: &Source, opts: BuildOptions) -> Result<Plan,
     let mut issues = src.parse_issues.clone();
     let base = src.base_dir();
     let stack = stack_info(cfg, &base);
+    if opts.check_host {
+        // Not for `bundle create` and friends, which run before the file is edited.
+        check_placeholders(cfg, &mut issues);
+    }
     let control = ControlInfo {
         socket: cfg
             .control
@@ -391,12 +395,13 @@ fn apply_section(
     let runtime = effective_runtime(cfg, svc);
     if runtime == RuntimeName::Podman || svc.image.is_some() {
         match (&svc.image, &u.runtime) {
-            (Some(image), _) => {
-                let volumes = svc
-                    .volumes
-                    .iter()
-                    .map(|v| resolve_volume(v, stack))
-                    .collect();
+            (Some(image), prev) => {
+                // A preset's own volumes (its data dir) stay; the operator's are added.
+                let mut volumes = match prev {
+                    Runtime::Podman(p) => p.volumes.clone(),
+                    Runtime::Process => Vec::new(),
+                };
+                volumes.extend(svc.volumes.iter().map(|v| resolve_volume(v, stack)));
                 let gpu_devices = match &svc.gpu {
                     Some(GpuUse::Flag(b)) => *b,
                     Some(GpuUse::Policy(p)) => p.devices.unwrap_or(true),
@@ -880,5 +885,38 @@ fn resolve_target(
             ));
             None
         }
+    }
+}
+
+/// Host names under `.invalid` (RFC 6761: never resolves) are the shipped config's
+/// placeholders; `check` points the operator at each one still left to edit.
+fn check_placeholders(cfg: &ConfigFile, issues: &mut Vec<Issue>) {
+    let placeholder = |h: &str| {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        h == "invalid" || h.ends_with(".invalid")
+    };
+    let mut found: Vec<(String, &str)> = Vec::new();
+    if let Some(d) = &cfg.stack.domain {
+        found.push(("stack.domain".into(), d));
+    }
+    if let Some(p) = &cfg.proxy {
+        for (i, s) in p.site.iter().enumerate() {
+            found.push((format!("proxy.site.{i}.host"), &s.host));
+        }
+    }
+    for (name, svc) in &cfg.services {
+        for (k, v) in [("host", &svc.host), ("admin_host", &svc.admin_host)] {
+            if let Some(v) = v {
+                found.push((format!("services.{name}.{k}"), v));
+            }
+        }
+    }
+    for (key, host) in found.into_iter().filter(|(_, h)| placeholder(h)) {
+        issues.push(Issue::new(
+            key,
+            format!(
+                "{host:?} is a placeholder (.invalid never resolves): put your own domain here"
+            ),
+        ));
     }
 }

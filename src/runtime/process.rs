@@ -346,6 +346,7 @@ impl Drop for ProcessChild {
         // group running unsupervised.
         if !self.group_gone && self.group_alive() {
             self.signal_group(Signal::SIGKILL);
+            leftovers::remove(self.pid);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 pub mod lobechat;
 pub mod logto;
+pub mod objects;
 pub mod postgres;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
@@ -47,12 +48,13 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &["postgres", "logto", "lobechat"];
+pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio", "logto", "lobechat"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     match preset {
         "postgres" => postgres::expand(ctx),
+        "rustfs" | "minio" => objects::expand(preset, ctx),
         "logto" => logto::expand(ctx),
         "lobechat" => lobechat::expand(ctx),
         _ => unknown(preset, ctx),

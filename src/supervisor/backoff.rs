@@ -21,7 +21,8 @@ impl Backoff {
     }
 
     /// The delay before the next restart, given how long the last run stayed up.
-    /// The first delay is `initial`; each next one doubles (from at least 100ms), up to `max`;
+    /// The first delay is `initial`; each next one doubles, up to `max` (with `initial` = 0
+    /// the second delay is 100ms);
     /// each delay is jittered down by up to 20% so units failing together spread out.
     pub fn next(&mut self, uptime: Duration) -> Duration {
         if uptime >= self.policy.reset_after {
@@ -29,11 +30,13 @@ impl Backoff {
         }
         let n = self.attempt;
         self.attempt = self.attempt.saturating_add(1);
-        let base = if n == 0 {
-            self.policy.initial
+        let base = if self.policy.initial.is_zero() {
+            match n {
+                0 => Duration::ZERO,
+                n => MIN_STEP.saturating_mul(1u32 << (n - 1).min(20)),
+            }
         } else {
-            let step = self.policy.initial.max(MIN_STEP);
-            step.saturating_mul(1u32 << (n - 1).min(20))
+            self.policy.initial.saturating_mul(1u32 << n.min(20))
         }
         .min(self.policy.max);
         if base.is_zero() {
@@ -66,7 +69,8 @@ mod tests {
         let mut b = Backoff::new(pol(100, 1000));
         let d: Vec<u128> = (0..6).map(|_| b.next(Duration::ZERO).as_millis()).collect();
         assert!((80..=100).contains(&d[0]), "{d:?}");
-        assert!((160..=200).contains(&d[2]), "{d:?}");
+        assert!((160..=200).contains(&d[1]), "{d:?}");
+        assert!((320..=400).contains(&d[2]), "{d:?}");
         assert!((800..=1000).contains(&d[5]), "{d:?}");
         let after = b.next(Duration::from_secs(11)).as_millis();
         assert!((80..=100).contains(&after), "{after}");

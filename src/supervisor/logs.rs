@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
@@ -19,6 +19,8 @@ pub const MAX_LINE: usize = 16 * 1024;
 pub const RING_BYTES: usize = 512 * 1024;
 /// Lines waiting for stderr before new ones are dropped.
 const STDERR_QUEUE: usize = 8192;
+/// Bytes waiting for stderr before new lines are dropped.
+const STDERR_QUEUE_BYTES: usize = 2 * 1024 * 1024;
 
 struct Ring {
     lines: VecDeque<Arc<str>>,
@@ -43,7 +45,7 @@ impl std::fmt::Debug for LogSink {
 impl LogSink {
     /// A fresh sink for `unit`.
     pub fn new(unit: &str) -> Self {
-        let (live, _) = broadcast::channel(1024);
+        let (live, _) = broadcast::channel(256);
         LogSink {
             unit: unit.into(),
             ring: Arc::new(Mutex::new(Ring {
@@ -126,17 +128,34 @@ impl LogSink {
 }
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
-static PRINTER: OnceLock<SyncSender<(Arc<str>, Arc<str>)>> = OnceLock::new();
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+static PRINTER: OnceLock<SyncSender<Out>> = OnceLock::new();
 
-fn printer() -> &'static SyncSender<(Arc<str>, Arc<str>)> {
+/// One item for the stderr printer.
+enum Out {
+    Unit(Arc<str>, Arc<str>),
+    /// Pre-formatted daemon output (tracing).
+    Raw(Vec<u8>),
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        match self {
+            Out::Unit(u, l) => u.len() + l.len() + 4,
+            Out::Raw(b) => b.len(),
+        }
+    }
+}
+
+fn printer() -> &'static SyncSender<Out> {
     PRINTER.get_or_init(|| {
-        let (tx, rx) = sync_channel::<(Arc<str>, Arc<str>)>(STDERR_QUEUE);
+        let (tx, rx) = sync_channel::<Out>(STDERR_QUEUE);
         std::thread::Builder::new()
-            .name("unit-output".into())
+            .name("stderr".into())
             .spawn(move || {
                 let stderr = std::io::stderr();
                 let mut last_report = std::time::Instant::now();
-                while let Ok((unit, line)) = rx.recv() {
+                while let Ok(item) = rx.recv() {
                     let mut e = stderr.lock();
                     let due = last_report.elapsed() >= std::time::Duration::from_secs(1);
                     let dropped = if due {
@@ -151,20 +170,76 @@ fn printer() -> &'static SyncSender<(Arc<str>, Arc<str>)> {
                             "prometheus-stack | {dropped} output lines dropped (stderr too slow)"
                         );
                     }
-                    let _ = writeln!(e, "{unit} | {line}");
+                    let _ = match &item {
+                        Out::Unit(unit, line) => writeln!(e, "{unit} | {line}"),
+                        Out::Raw(b) => e.write_all(b),
+                    };
+                    QUEUED.fetch_sub(item.len(), Ordering::Relaxed);
                 }
             })
-            .expect("spawn the unit-output thread");
+            .expect("spawn the stderr thread");
         tx
     })
 }
 
-fn to_stderr(unit: &Arc<str>, line: &Arc<str>) {
-    match printer().try_send((unit.clone(), line.clone())) {
+fn enqueue(item: Out) {
+    let len = item.len();
+    if QUEUED.load(Ordering::Relaxed) + len > STDERR_QUEUE_BYTES {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    QUEUED.fetch_add(len, Ordering::Relaxed);
+    match printer().try_send(item) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
+            QUEUED.fetch_sub(i.len(), Ordering::Relaxed);
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+fn to_stderr(unit: &Arc<str>, line: &Arc<str>) {
+    enqueue(Out::Unit(unit.clone(), line.clone()));
+}
+
+/// Waits (up to `max`) until everything queued for stderr is written (before exiting).
+pub fn flush_stderr(max: std::time::Duration) {
+    let end = std::time::Instant::now() + max;
+    while QUEUED.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A `tracing_subscriber` writer for the daemon's own messages: they share the unit
+/// output's queue, so a slow stderr (a stalled journald) never blocks an async task.
+#[derive(Clone, Copy, Default)]
+pub struct StderrQueue;
+
+/// One formatted event, handed to the printer when dropped.
+pub struct QueuedEvent(Vec<u8>);
+
+impl Write for QueuedEvent {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for QueuedEvent {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            enqueue(Out::Raw(std::mem::take(&mut self.0)));
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StderrQueue {
+    type Writer = QueuedEvent;
+    fn make_writer(&'a self) -> QueuedEvent {
+        QueuedEvent(Vec::new())
     }
 }
 

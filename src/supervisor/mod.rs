@@ -1,4 +1,4 @@
-//! The supervisor: one task per unit (`unit.rs`) running its state machine, a shared
+//! The supervisor: one task per unit (`unit/`) running its state machine, a shared
 //! status table published as a [`Snapshot`] on a watch channel, and a [`Handle`] through
 //! which the control API, signals and other pieces of the daemon drive it.
 //!
@@ -20,7 +20,7 @@ pub use state::{Snapshot, UnitState, UnitStatus};
 use crate::plan::{Condition, Plan, Unit};
 use crate::secrets::SecretStore;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Errors of the handle's commands.
@@ -54,7 +54,8 @@ pub(crate) enum Cmd {
 }
 
 pub(crate) struct Shared {
-    plan: RwLock<Arc<Plan>>,
+    /// The plan in force; a watch so the proxy and GPU poller follow reloads.
+    pub(crate) plan: watch::Sender<Arc<Plan>>,
     statuses: Mutex<Vec<UnitStatus>>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     started_at: f64,
@@ -69,7 +70,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn plan(&self) -> Arc<Plan> {
-        self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.plan.borrow().clone()
     }
 
     /// Changes one unit's status and publishes a new snapshot when anything changed.
@@ -192,7 +193,7 @@ impl Supervisor {
             ready: plan.units.is_empty(),
         }));
         let shared = Arc::new(Shared {
-            plan: RwLock::new(plan.clone()),
+            plan: watch::channel(plan.clone()).0,
             statuses: Mutex::new(statuses),
             snap_tx,
             started_at,
@@ -300,6 +301,11 @@ impl Handle {
     /// The plan in force.
     pub fn plan(&self) -> Arc<Plan> {
         self.shared.plan()
+    }
+
+    /// Every plan put in force, starting with the current one (reloads by signal or API).
+    pub fn watch_plan(&self) -> watch::Receiver<Arc<Plan>> {
+        self.shared.plan.subscribe()
     }
 
     /// The secrets store units are started with.

@@ -137,7 +137,7 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
     // once so their dependents do not start again against the old process.
     {
         let mut st = shared.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        *shared.plan.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        shared.plan.send_replace(new.clone());
         let mut next: Vec<UnitStatus> = Vec::new();
         for u in &new.units {
             let mut s = st

@@ -4,8 +4,9 @@
 //! `completed` (oneshot) / `stopped`. Commands (start, stop, restart, reload) interrupt
 //! any waiting phase.
 
+mod running;
+
 use super::backoff::Backoff;
-use super::health::{self, ProbeCtx};
 use super::{condition_holds, Cmd, Gate, Shared, UnitState};
 use crate::plan::{RestartPolicy, TaskContext, Unit, UnitKind};
 use crate::runtime::{self, Child, ExitInfo, SpawnCtx};
@@ -14,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Probe interval while a unit has not been healthy yet (fast startup ordering).
-const STARTUP_PROBE: Duration = Duration::from_millis(250);
 /// How often gates are asked again while a unit waits.
 const GATE_POLL: Duration = Duration::from_secs(1);
 
@@ -371,72 +370,6 @@ impl Machine {
             s.pid = None;
             s.last_exit = Some(exit.to_string());
         });
-    }
-
-    /// Runs until the process ends, a health check gives up, or a command arrives.
-    async fn supervise(&mut self, child: &mut Child, started: Instant) -> Outcome {
-        let health = self
-            .unit
-            .health
-            .clone()
-            .filter(|_| self.unit.kind == UnitKind::Longrun);
-        let mut lines = health.as_ref().map(|_| self.log.follow());
-        let mut seen = false;
-        let mut healthy = false;
-        let mut fails = 0u32;
-        let mut next_probe = tokio::time::Instant::now() + Duration::from_millis(50);
-        let plan = self.shared.plan();
-        loop {
-            tokio::select! {
-                exit = child.wait() => return Outcome::Exited(exit),
-                cmd = self.rx.recv() => match cmd {
-                    None => return Outcome::Closed,
-                    Some(Cmd::Start) => {}
-                    Some(Cmd::Stop(ack)) => return Outcome::Stop(ack),
-                    Some(Cmd::Restart { reason, done }) => return Outcome::Restart(reason, done),
-                    Some(Cmd::Reload { unit, reason, done }) => return Outcome::Reload(unit, reason, done),
-                    Some(Cmd::Remove(ack)) => return Outcome::Remove(ack),
-                },
-                _ = tokio::time::sleep_until(next_probe), if health.is_some() => {
-                    let h = health.as_ref().expect("guarded");
-                    let r = health::probe(&h.probe, h.timeout, ProbeCtx {
-                        unit: &self.unit.name,
-                        plan: &plan,
-                        secrets: &self.shared.secrets,
-                        log: &self.log,
-                        lines: &mut lines,
-                        seen: &mut seen,
-                    }).await;
-                    match r {
-                        Ok(()) => {
-                            fails = 0;
-                            if !healthy {
-                                healthy = true;
-                                self.set(|s| {
-                                    s.state = UnitState::Healthy;
-                                    s.health = Some("healthy".into());
-                                    s.reason = None;
-                                });
-                            }
-                        }
-                        Err(e) => {
-                            let grace = !healthy && started.elapsed() < h.start_period;
-                            if !grace {
-                                fails += 1;
-                                if fails >= h.retries.max(1) {
-                                    return Outcome::Unhealthy(e);
-                                }
-                            }
-                            if !healthy {
-                                self.set(|s| s.reason = Some(format!("health: {e}")));
-                            }
-                        }
-                    }
-                    let every = if healthy { h.interval } else { h.interval.min(STARTUP_PROBE) };
-                    next_probe = tokio::time::Instant::now() + every;
-                }
-            }
-        }
     }
 
     /// The process ended by itself.

@@ -1,0 +1,338 @@
+//! Helpers for the core tests: a temp stack dir, the real daemon binary, status polling
+//! over the real control socket, and process inspection through /proc.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_prometheus-stack")
+}
+
+/// Absolute python3 (works for other users too, unlike pyenv shims).
+pub const PY: &str = "/usr/bin/python3";
+
+/// A temp dir with a config, and optionally a running daemon.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub stderr: PathBuf,
+    pub daemon: Option<Child>,
+    /// Unique text put into every unit's environment, to find their processes.
+    pub tag: String,
+}
+
+impl Stack {
+    /// A stack whose config is `[stack]`+`[control]` pointing into the temp dir, then `units`.
+    /// `{dir}` in `units` is replaced by the temp dir, `{tag}` by the stack's tag.
+    pub fn new(units: &str) -> Stack {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Units may run as other users (nobody): let them through the 0700 temp dir.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let tag = format!(
+            "pstest-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let s = Stack {
+            config: dir.path().join("stack.toml"),
+            socket: dir.path().join("control.sock"),
+            stderr: dir.path().join("daemon.stderr"),
+            dir,
+            daemon: None,
+            tag,
+        };
+        s.write_config(units);
+        s
+    }
+
+    /// The temp dir.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces `{dir}` and `{tag}`.
+    pub fn expand(&self, text: &str) -> String {
+        text.replace("{dir}", &self.path().display().to_string())
+            .replace("{tag}", &self.tag)
+    }
+
+    /// Rewrites the config (same header).
+    pub fn write_config(&self, units: &str) {
+        let text = format!(
+            "[stack]\nname = \"t\"\ndata_dir = \"{dir}/data\"\n\n[control]\nsocket = \"{sock}\"\n\n{units}",
+            dir = self.path().display(),
+            sock = self.socket.display(),
+            units = self.expand(units)
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Writes an executable script into the temp dir and returns its path.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        let p = self.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{}", self.expand(body))).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    }
+
+    /// A daemon command with a clean environment.
+    pub fn daemon_command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("run").arg("--config").arg(&self.config);
+        for v in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "RUNTIME_DIRECTORY",
+            "CREDENTIALS_DIRECTORY",
+            "PROMETHEUS_STACK_CONFIG",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("PSTEST_TAG", &self.tag);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.stderr).unwrap());
+        c.process_group(0);
+        c
+    }
+
+    /// Starts the daemon and waits until its socket answers.
+    pub fn start(&mut self) -> &mut Self {
+        let cmd = self.daemon_command();
+        self.start_with(cmd)
+    }
+
+    /// Starts the daemon from a prepared command.
+    pub fn start_with(&mut self, mut cmd: Command) -> &mut Self {
+        self.daemon = Some(cmd.spawn().expect("spawn the daemon"));
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if self.try_get("/v1/status").is_some() {
+                return self;
+            }
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited early ({st}):\n{}", self.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon socket never answered:\n{}", self.stderr_text());
+    }
+
+    /// The daemon's pid.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned()
+    }
+
+    /// Raw HTTP over the control socket; None when nobody answers.
+    pub fn try_request(&self, method: &str, path: &str) -> Option<(u16, String)> {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_string()))
+    }
+
+    fn try_get(&self, path: &str) -> Option<Value> {
+        let (code, body) = self.try_request("GET", path)?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+
+    /// The daemon's snapshot.
+    pub fn status(&self) -> Value {
+        self.try_get("/v1/status")
+            .unwrap_or_else(|| panic!("no status:\n{}", self.stderr_text()))
+    }
+
+    /// One unit's status.
+    pub fn unit(&self, name: &str) -> Value {
+        let s = self.status();
+        s["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no unit {name} in {s}"))
+    }
+
+    /// Polls the snapshot until `f` holds; panics with the last snapshot and stderr.
+    pub fn wait_until(&self, what: &str, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < end {
+            if let Some(s) = self.try_get("/v1/status") {
+                if f(&s) {
+                    return s;
+                }
+                last = s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "timed out waiting for {what}; last status:\n{}\ndaemon stderr:\n{}",
+            serde_json::to_string_pretty(&last).unwrap(),
+            tail(&self.stderr_text(), 60)
+        );
+    }
+
+    /// Waits until `unit` is in `state`; returns its status.
+    pub fn wait_state(&self, unit: &str, state: &str, timeout: Duration) -> Value {
+        let s = self.wait_until(&format!("{unit} {state}"), timeout, |s| {
+            find(s, unit)["state"] == state
+        });
+        find(&s, unit)
+    }
+
+    /// Runs the CLI against this stack's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("PROMETHEUS_STACK_CONFIG")
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// SIGTERM to the daemon; waits for its exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut d = self.daemon.take().expect("daemon running");
+        signal(d.id(), libc::SIGTERM);
+        wait_child(&mut d, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("daemon did not exit after SIGTERM:\n{}", self.stderr_text()))
+    }
+
+    /// SIGKILL to the daemon (its units are left behind).
+    pub fn kill9(&mut self) {
+        let mut d = self.daemon.take().expect("daemon running");
+        signal(d.id(), libc::SIGKILL);
+        let _ = d.wait();
+    }
+
+    /// Live processes carrying this stack's tag in their environment.
+    /// The daemon itself is not counted.
+    pub fn tagged_processes(&self) -> Vec<u32> {
+        let me = self.daemon.as_ref().map(|d| d.id());
+        let mut p = processes_with_env(&format!("PSTEST_TAG={}", self.tag));
+        p.retain(|x| Some(*x) != me);
+        p
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            signal(d.id(), libc::SIGTERM);
+            if wait_child(&mut d, Duration::from_secs(15)).is_none() {
+                signal(d.id(), libc::SIGKILL);
+                let _ = d.wait();
+            }
+        }
+        for pid in self.tagged_processes() {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// The unit `name` in a snapshot.
+pub fn find(s: &Value, name: &str) -> Value {
+    s["units"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits for a child with a timeout.
+pub fn wait_child(c: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if let Some(st) = c.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Sends a signal to a pid.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2).
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Whether a pid is alive (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Fields of /proc/PID/stat after the comm: (ppid, pgrp, session).
+pub fn ids(pid: u32) -> Option<(i32, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+    Some((f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?))
+}
+
+/// Live processes whose environment contains `needle` (e.g. `KEY=value`).
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Last `n` lines of a text.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
