@@ -1,7 +1,7 @@
-//! Issue 9 point 6: `prometheus-stack run` on an empty data dir with the stack — postgres
-//! (Debian 15, preset), Logto and LobeChat (stand-ins that exit 1 on a missing or
-//! forbidden variable) — ends with every unit healthy or completed, every variable
-//! derived, no step by hand.
+//! Issue 9 point 6: `prometheus-stack run` on an empty data dir with the whole stack —
+//! postgres (Debian 15, preset), the object store (rustfs preset, moto-backed stand-in),
+//! Logto and LobeChat (stand-ins that exit 1 on a missing or forbidden variable) — ends
+//! with every unit healthy or completed, every variable derived, no step by hand.
 
 mod common_logto;
 
@@ -9,10 +9,42 @@ use common_logto::daemon::Daemon;
 use common_logto::standins;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const HTTPS: u16 = 27446;
 const PG: u16 = 27151;
+const S3: u16 = 27160;
+
+fn deps() -> PathBuf {
+    PathBuf::from(
+        std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
+    )
+}
+
+/// The rustfs binary's place taken by the object-store helper's stand-in (moto inside).
+fn rustfs_standin(dir: &Path) -> PathBuf {
+    let python = deps().join("venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run tests/setup.sh",
+        python.display()
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common_objects/rustfs_standin.py");
+    let bin = dir.join("rustfs");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nexec {} {} \"$@\"\n",
+            python.display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
 
 #[test]
 fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {
@@ -28,10 +60,14 @@ fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {
         &json!({
             "edition": "v2",
             "check_db": true,
-            "require": ["NODE_EXTRA_CA_CERTS"],
+            "require": ["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "NODE_EXTRA_CA_CERTS"],
             "equal": {
                 "APP_URL": app,
                 "AUTH_LOGTO_ISSUER": format!("https://auth.example.test:{HTTPS}/oidc"),
+                "S3_ENDPOINT": app,
+                "S3_BUCKET": "lobe",
+                "S3_ENABLE_PATH_STYLE": "1",
+                "S3_SET_ACL": "0",
             }
         }),
     );
@@ -60,6 +96,11 @@ bin_dir = "/usr/lib/postgresql/15/bin"
 port = {PG}
 extensions = []
 
+[services.objects]
+preset = "rustfs"
+binary = "{rustfs}"
+port = {S3}
+
 [services.logto]
 preset = "logto"
 release_dir = "{logto_rel}"
@@ -76,6 +117,7 @@ port = 27510
             data = data.display(),
             run = dir.path().join("run").display(),
             sock = dir.path().join("control.sock").display(),
+            rustfs = rustfs_standin(dir.path()).display(),
             logto_rel = logto_rel.display(),
             lobe_rel = lobe_rel.display(),
             node = node.display(),
@@ -97,6 +139,8 @@ port = 27510
             "logto healthy",
             "logto-provision completed",
             "logto-seed completed",
+            "objects healthy",
+            "objects-init completed",
             "postgres healthy",
             "postgres-init completed",
         ]

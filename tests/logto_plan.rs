@@ -324,3 +324,30 @@ release_dir = "/opt/lobechat"
         );
     }
 }
+
+#[test]
+fn the_object_store_adds_the_bucket_route_and_s3_env_on_the_app_origin() {
+    let body = format!(
+        "{BOTH}\n[services.objects]\npreset = \"rustfs\"\nbinary = \"/opt/rustfs/bin/rustfs\"\n"
+    );
+    let p = plan(&body).unwrap();
+    let lobe: Vec<(String, RouteAction)> = routes(&p)
+        .into_iter()
+        .filter(|(h, _, _)| h == "lobe.example.test")
+        .map(|(_, path, a)| (path, a))
+        .collect();
+    assert_eq!(lobe.len(), 2, "{lobe:?}");
+    assert!(lobe.contains(&("/".into(), unit_route("lobechat", 3210))));
+    assert!(lobe.iter().any(|(path, a)| path.starts_with("/lobe")
+        && matches!(a, RouteAction::Unit { unit, .. } if unit == "objects")));
+    let lc = p.unit("lobechat").unwrap();
+    assert_eq!(
+        lc.env["S3_ENDPOINT"].to_string(),
+        "https://lobe.example.test"
+    );
+    assert_eq!(lc.env["S3_BUCKET"].to_string(), "lobe");
+    assert!(lc
+        .depends_on
+        .iter()
+        .any(|d| d.unit == "objects-init" && d.condition == Condition::Completed));
+}
