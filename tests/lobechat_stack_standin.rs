@@ -1,10 +1,13 @@
 //! Issue 9 point 6: `prometheus-stack run` on an empty data dir with the whole stack —
 //! postgres (Debian 15, preset), the object store (rustfs preset, moto-backed stand-in),
-//! Logto and LobeChat (stand-ins that exit 1 on a missing or forbidden variable) — ends
-//! with every unit healthy or completed, every variable derived, no step by hand.
+//! Logto and LobeChat (stand-ins that exit 1 on a missing or forbidden variable; Logto's
+//! serves OIDC with npm `oidc-provider`) — ends with every unit healthy or completed,
+//! every variable derived, and a user can sign in to LobeChat through our TLS proxy,
+//! with no step by hand.
 
 mod common_logto;
 
+use common_logto::browser::{assert_signed_in, login};
 use common_logto::daemon::Daemon;
 use common_logto::standins;
 use serde_json::json;
@@ -53,13 +56,14 @@ fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
     let node = standins::node();
-    let logto_rel = standins::logto_release(dir.path());
+    let logto_rel = standins::logto_oidc_release(dir.path());
     let app = format!("https://lobe.example.test:{HTTPS}");
     let lobe_rel = standins::lobechat_release(
         dir.path(),
         &json!({
             "edition": "v2",
             "check_db": true,
+            "resolve": {"auth.example.test": "127.0.0.1", "lobe.example.test": "127.0.0.1"},
             "require": ["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "NODE_EXTRA_CA_CERTS"],
             "equal": {
                 "APP_URL": app,
@@ -157,4 +161,12 @@ port = 27510
     ] {
         assert!(store.exists(s), "secret {s} missing");
     }
+    // And the point of it all: a user signs in to LobeChat with Logto, through the proxy.
+    let (done, seen) = login(&data.join("pki/ca.crt"), &dir.path().join("jar"), HTTPS);
+    assert_signed_in(
+        &done,
+        &seen,
+        &format!("https://auth.example.test:{HTTPS}/oidc"),
+        HTTPS,
+    );
 }
