@@ -198,7 +198,7 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     for b in background {
         b.abort();
     }
-    if let Some(p) = proxy.and_then(|p| Arc::into_inner(p)) {
+    if let Some(p) = proxy.and_then(Arc::into_inner) {
         p.shutdown().await;
     }
     server.close();
