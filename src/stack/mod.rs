@@ -6,6 +6,8 @@ use crate::plan::{Route, SecretSpec, StackInfo, Unit};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod lobechat;
+pub mod logto;
 pub mod objects;
 pub mod postgres;
 
@@ -46,13 +48,15 @@ pub struct Expansion {
 }
 
 /// Presets this build knows.
-pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio"];
+pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio", "logto", "lobechat"];
 
 /// Expands `preset = "…"` for one section.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     match preset {
         "postgres" => postgres::expand(ctx),
         "rustfs" | "minio" => objects::expand(preset, ctx),
+        "logto" => logto::expand(ctx),
+        "lobechat" => lobechat::expand(ctx),
         _ => unknown(preset, ctx),
     }
 }

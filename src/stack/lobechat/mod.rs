@@ -1,0 +1,229 @@
+//! Preset "lobechat": the chat application, wired to Logto, PostgreSQL and the S3 store.
+//!
+//! Units: `NAME-migrate` (native only: `node docker.cjs`, drizzle migrations from
+//! `migrations/`) and `NAME` (`node server.js` in the Next.js standalone folder, or the
+//! image's own `startServer.js`, which migrates by itself). Env: see `env`.
+
+pub mod env;
+pub mod jwks;
+
+use crate::config::model::{ConfigFile, ServiceSection, TlsMode};
+use crate::config::Issue;
+use crate::plan::{
+    blank_unit, Condition, Dependency, EnvValue, Exec, Health, Probe, RestartPolicy, Route,
+    RouteAction, SecretKind, SecretSpec, UnitKind,
+};
+use crate::stack::logto::{self, absolute, env_override, origins, peers, uses_podman};
+use crate::stack::{Expansion, PresetCtx};
+use env::{Edition, Inputs, Sso};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// LobeChat's port (the image's `PORT`).
+pub const DEFAULT_PORT: u16 = 3210;
+/// Secret behind `KEY_VAULTS_SECRET` (encrypts users' provider keys in the database).
+pub const KEY_VAULTS_SECRET: &str = "lobechat-key-vaults-secret";
+/// Secret behind `AUTH_SECRET` (v2) / `NEXT_AUTH_SECRET` (v1).
+pub const AUTH_SECRET: &str = "lobechat-auth-secret";
+
+/// LobeChat's public URL, `https://lobe.DOMAIN[:PORT]`, no trailing slash.
+pub fn app_url(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result<String, Issue> {
+    origins::public_host(cfg, section, "lobe", key).map(|h| origins::https_origin(cfg, &h))
+}
+
+/// Expands `preset = "lobechat"`.
+pub fn expand(ctx: &PresetCtx) -> Expansion {
+    let mut e = Expansion::default();
+    let (cfg, s, name, key) = (ctx.cfg, ctx.section, ctx.name, ctx.key.as_str());
+    let edition = match Edition::parse(s, key) {
+        Ok(ed) => ed,
+        Err(i) => {
+            e.issues.push(i);
+            return e;
+        }
+    };
+    e.issues.extend(env::check_overrides(edition, s, key));
+    let host = match origins::public_host(cfg, s, "lobe", key) {
+        Ok(h) => h,
+        Err(i) => {
+            e.issues.push(i);
+            return e;
+        }
+    };
+    let app_url = origins::https_origin(cfg, &host);
+    let port = s.port.unwrap_or(DEFAULT_PORT);
+    let podman = uses_podman(cfg, s);
+
+    let database_url =
+        env_override(s, "DATABASE_URL").or_else(|| peers::database_url(ctx, "lobechat"));
+    if database_url.is_none() {
+        e.issues.push(Issue::new(
+            format!("{key}.env.DATABASE_URL"),
+            "missing: add a unit with preset = \"postgres\" or set env.DATABASE_URL = \"postgres://…/lobechat\"",
+        ));
+    }
+    let logto_peer = ctx.find_preset("logto");
+    let sso = match logto_peer {
+        Some((_, ls)) => match logto::issuer(cfg, ls, "services.logto") {
+            Ok(issuer) => Some(Sso {
+                client_id: logto::LOBECHAT_CLIENT_ID.into(),
+                client_secret: EnvValue::secret(logto::LOBECHAT_CLIENT_SECRET),
+                issuer,
+            }),
+            // The logto preset reports its own host problem.
+            Err(_) => None,
+        },
+        None => {
+            e.warnings.push(format!(
+                "{key}: no unit with preset = \"logto\": LobeChat gets no SSO provider (set AUTH_* in env yourself)"
+            ));
+            None
+        }
+    };
+    let s3 = peers::lobechat_s3_env(ctx).unwrap_or_default();
+    if s3.is_empty() && !s.env.keys().any(|k| k.starts_with("S3_")) {
+        e.warnings.push(format!(
+            "{key}: no object-store preset (rustfs, minio) and no S3_* in env: file uploads will not work"
+        ));
+    }
+    let ca_bundle = cfg
+        .proxy
+        .as_ref()
+        .filter(|p| p.tls == TlsMode::Internal)
+        .map(|_| ctx.stack.data_dir.join("pki").join("ca.crt"));
+    if let (Some(ca), true) = (&ca_bundle, podman) {
+        let dir = ca.parent().unwrap_or(ca).display().to_string();
+        if !s.volumes.iter().any(|v| v.starts_with(&format!("{dir}:"))) {
+            e.warnings.push(format!(
+                "{key}: the container must see the internal CA at {}: add volumes = [\"{dir}:{dir}:ro\"]",
+                ca.display()
+            ));
+        }
+    }
+    let inputs = Inputs {
+        app_url: app_url.clone(),
+        port,
+        database_url: database_url.clone(),
+        sso,
+        s3,
+        ca_bundle,
+        key_vaults_secret: KEY_VAULTS_SECRET.into(),
+        auth_secret: AUTH_SECRET.into(),
+        jwks_secret: jwks::SECRET.into(),
+    };
+
+    let mut deps: Vec<Dependency> = Vec::new();
+    deps.extend(peers::postgres_init(ctx));
+    deps.extend(peers::objects_init(ctx));
+    if let Some((ln, _)) = logto_peer {
+        deps.push(Dependency {
+            unit: format!("{ln}-provision"),
+            condition: Condition::Completed,
+        });
+        deps.push(Dependency {
+            unit: ln.to_string(),
+            condition: Condition::Healthy,
+        });
+    }
+
+    let node = s
+        .node
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("node"))
+        .display()
+        .to_string();
+    let mut u = blank_unit(name, key, "preset lobechat");
+    u.kind = UnitKind::Longrun;
+    u.env = env::build(edition, &inputs);
+    u.port = Some(port);
+    if podman {
+        // The image's startServer.js runs the migrations, then server.js.
+        u.exec = Exec::Command(Vec::new());
+    } else {
+        let Some(dir) = s.release_dir.as_ref().map(|d| absolute(ctx.base_dir, d)) else {
+            e.issues.push(Issue::new(
+                format!("{key}.release_dir"),
+                "missing: LobeChat's standalone folder (server.js, docker.cjs, migrations/) for runtime = \"process\", or set image = \"docker.io/lobehub/lobehub:TAG\" for podman",
+            ));
+            return e;
+        };
+        let mut m = blank_unit(
+            &format!("{name}-migrate"),
+            key,
+            "preset lobechat (database migrations)",
+        );
+        m.kind = UnitKind::Oneshot;
+        m.restart = RestartPolicy::OnFailure;
+        m.workdir = Some(dir.clone());
+        m.exec = Exec::Command(vec![node.clone(), "docker.cjs".into()]);
+        for k in [
+            "DATABASE_URL",
+            "DATABASE_DRIVER",
+            "NODE_ENV",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
+            if let Some(v) = u.env.get(k) {
+                m.env.insert(k.into(), v.clone());
+            }
+        }
+        m.depends_on = peers::postgres_init(ctx).into_iter().collect();
+        deps.push(Dependency {
+            unit: m.name.clone(),
+            condition: Condition::Completed,
+        });
+        e.units.push(m);
+        u.workdir = Some(dir);
+        u.exec = Exec::Command(vec![node, "server.js".into()]);
+    }
+    u.depends_on = deps;
+    u.health = Some(Health {
+        probe: Probe::Http {
+            url: format!("http://127.0.0.1:{port}/"),
+            expect: None,
+        },
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(5),
+        retries: 3,
+        start_period: Duration::from_secs(120),
+    });
+    e.units.push(u);
+
+    for (secret, kind, what) in [
+        (
+            KEY_VAULTS_SECRET,
+            SecretKind::Random { bytes: 32 },
+            "LobeChat KEY_VAULTS_SECRET: encrypts users' API keys in the database",
+        ),
+        (
+            AUTH_SECRET,
+            SecretKind::Random { bytes: 32 },
+            "LobeChat AUTH_SECRET: signs login sessions",
+        ),
+    ] {
+        e.secrets.insert(
+            secret.into(),
+            SecretSpec {
+                kind,
+                owner: None,
+                consumers: vec![name.to_string()],
+                rotate: None,
+                description: what.into(),
+            },
+        );
+    }
+    if edition == Edition::V2 {
+        e.secrets.insert(jwks::SECRET.into(), jwks::spec(name));
+    }
+    e.routes.push((
+        host,
+        Route {
+            path: "/".into(),
+            action: RouteAction::Unit {
+                unit: name.into(),
+                port,
+            },
+            max_body: None,
+        },
+    ));
+    e
+}

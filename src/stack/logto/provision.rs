@@ -1,0 +1,464 @@
+//! The `NAME-provision` oneshot: LobeChat's OIDC client in Logto, and the air-gap policy.
+//!
+//! Choice: direct SQL into Logto's own tables, in one transaction, rather than the
+//! Management API after bootstrapping an M2M app by SQL. The API route needs SQL anyway
+//! (Logto has no way to create the first M2M app, logto-io/logto#5202), then a running
+//! Logto, a token whose `iss`/`aud` survive our proxy and endpoint settings (the very
+//! thing that breaks in #6048/#8369), and a credential that lives on afterwards. SQL
+//! runs before Logto starts (so Logto's client and sign-in-experience caches start
+//! right), is atomic (a failure leaves nothing half-made), and is idempotent by
+//! comparing rows before writing. The price is coupling to the table shapes; every
+//! column used is checked first, and a mismatch fails with the missing column named.
+//!
+//! The application mirrors what the console creates for a "Traditional web" app:
+//! `applications.secret` holds the client secret (oidc-provider checks it) and
+//! `application_secrets` holds the same value as "Default secret" (what the console
+//! lists, and what Logto's secret transpilation maps to `applications.secret`).
+
+use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
+use crate::plan::{
+    blank_unit, Condition, Dependency, Exec, RestartPolicy, SecretKind, Task, TaskContext, Unit,
+    UnitKind,
+};
+use crate::stack::PresetCtx;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_postgres::{GenericClient, NoTls};
+
+/// Logto's tenant for everything that is not its own admin console.
+const TENANT: &str = "default";
+/// Name of the `application_secrets` row, as the console names the first secret.
+const SECRET_NAME: &str = "Default secret";
+
+/// Errors of provisioning; each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot connect to Logto's database (env DB_URL of unit {unit:?}): {source}")]
+    Connect {
+        unit: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("Logto's tables are not there or have an unexpected shape ({missing}); the {seed:?} unit (`logto db seed`) creates them — check it completed and that the Logto version is supported")]
+    Schema { missing: String, seed: String },
+    #[error("{what}: {source}")]
+    Sql {
+        what: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("application {id:?} exists in Logto tenant {tenant:?}, not {TENANT:?}; delete it in the console or rename it")]
+    WrongTenant { id: String, tenant: String },
+    #[error("stored Logto metadata of {id:?} is not JSON: {source}")]
+    Json {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Plan(String),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+}
+
+fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
+    move |source| ProvisionError::Sql { what, source }
+}
+
+/// The OIDC client LobeChat signs in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSpec {
+    pub id: String,
+    /// Shown in the console; set on creation only (an operator may rename it).
+    pub name: String,
+    /// LobeChat's public URL, no trailing slash.
+    pub app_url: String,
+}
+
+impl ClientSpec {
+    /// LobeChat's client at `app_url`.
+    pub fn lobechat(app_url: &str) -> Self {
+        ClientSpec {
+            id: LOBECHAT_CLIENT_ID.into(),
+            name: "LobeChat".into(),
+            app_url: app_url.trim_end_matches('/').to_string(),
+        }
+    }
+    /// Where Logto sends the code: fixed by LobeChat (NextAuth and Better Auth alike).
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/api/auth/callback/logto", self.app_url)
+    }
+}
+
+/// What happened to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOutcome {
+    Created,
+    /// Fields that differed and were rewritten.
+    Updated(Vec<&'static str>),
+    Unchanged,
+}
+
+/// What one provisioning run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub client: Option<ClientOutcome>,
+    /// Tenants whose pwned-password check was switched off by this run.
+    pub pwned_check_disabled: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.client {
+            Some(ClientOutcome::Created) => write!(f, "OIDC client created")?,
+            Some(ClientOutcome::Updated(w)) => write!(f, "OIDC client updated ({})", w.join(", "))?,
+            Some(ClientOutcome::Unchanged) => write!(f, "OIDC client unchanged")?,
+            None => write!(f, "no LobeChat unit, no OIDC client")?,
+        }
+        if self.pwned_check_disabled > 0 {
+            write!(
+                f,
+                "; pwned-password check turned off in {} tenant(s)",
+                self.pwned_check_disabled
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything in one transaction: the client (when given) and, air-gapped, the policy.
+pub async fn provision(
+    db: &mut tokio_postgres::Client,
+    client: Option<(&ClientSpec, &str)>,
+    air_gapped: bool,
+    seed_unit: &str,
+) -> Result<Report, ProvisionError> {
+    let tx = db.transaction().await.map_err(sql("BEGIN"))?;
+    let client = match client {
+        Some((spec, secret)) => Some(ensure_client(&tx, spec, secret, seed_unit).await?),
+        None => None,
+    };
+    let pwned_check_disabled = if air_gapped {
+        disable_pwned_check(&tx, seed_unit).await?
+    } else {
+        0
+    };
+    tx.commit().await.map_err(sql("COMMIT"))?;
+    Ok(Report {
+        client,
+        pwned_check_disabled,
+    })
+}
+
+async fn columns(db: &impl GenericClient, table: &str) -> Result<Vec<String>, ProvisionError> {
+    let rows = db
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+            &[&table],
+        )
+        .await
+        .map_err(sql("reading Logto's table columns"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+async fn require_columns(
+    db: &impl GenericClient,
+    table: &str,
+    need: &[&str],
+    seed: &str,
+) -> Result<bool, ProvisionError> {
+    let have = columns(db, table).await?;
+    if have.is_empty() {
+        return Ok(false);
+    }
+    let missing: Vec<_> = need
+        .iter()
+        .filter(|c| !have.iter().any(|h| h == *c))
+        .map(|c| format!("{table}.{c}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(true)
+    } else {
+        Err(ProvisionError::Schema {
+            missing: format!("missing column {}", missing.join(", ")),
+            seed: seed.into(),
+        })
+    }
+}
+
+/// Creates or corrects the client so it matches `spec` and `secret`; never a duplicate.
+pub async fn ensure_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+    seed: &str,
+) -> Result<ClientOutcome, ProvisionError> {
+    let need = [
+        "tenant_id",
+        "id",
+        "name",
+        "secret",
+        "type",
+        "oidc_client_metadata",
+        "custom_client_metadata",
+    ];
+    if !require_columns(db, "applications", &need, seed).await? {
+        return Err(ProvisionError::Schema {
+            missing: "no table applications".into(),
+            seed: seed.into(),
+        });
+    }
+    let has_secrets_table = require_columns(
+        db,
+        "application_secrets",
+        &["tenant_id", "application_id", "name", "value"],
+        seed,
+    )
+    .await?;
+
+    let redirect = spec.redirect_uri();
+    let row = db
+        .query_opt(
+            "SELECT tenant_id::text, type::text, secret::text, oidc_client_metadata::text, \
+             custom_client_metadata::text FROM applications WHERE id = $1 FOR UPDATE",
+            &[&spec.id],
+        )
+        .await
+        .map_err(sql("reading the LobeChat application"))?;
+    let outcome = match row {
+        None => {
+            let oidc =
+                json!({"redirectUris": [redirect], "postLogoutRedirectUris": [spec.app_url]});
+            let custom = json!({"corsAllowedOrigins": [spec.app_url]});
+            db.execute(
+                "INSERT INTO applications (tenant_id, id, name, secret, description, type, \
+                 oidc_client_metadata, custom_client_metadata) \
+                 VALUES ($1, $2, $3, $4, $5, 'Traditional', $6::text::jsonb, $7::text::jsonb)",
+                &[
+                    &TENANT,
+                    &spec.id,
+                    &spec.name,
+                    &secret,
+                    &"Created and kept in sync by prometheus-stack (logto-provision).",
+                    &oidc.to_string(),
+                    &custom.to_string(),
+                ],
+            )
+            .await
+            .map_err(sql("creating the LobeChat application"))?;
+            ClientOutcome::Created
+        }
+        Some(r) => {
+            let tenant: String = r.get(0);
+            if tenant != TENANT {
+                return Err(ProvisionError::WrongTenant {
+                    id: spec.id.clone(),
+                    tenant,
+                });
+            }
+            let parse = |s: String| {
+                serde_json::from_str::<Value>(&s).map_err(|source| ProvisionError::Json {
+                    id: spec.id.clone(),
+                    source,
+                })
+            };
+            let kind: String = r.get(1);
+            let old_secret: String = r.get(2);
+            let mut oidc = parse(r.get(3))?;
+            let mut custom = parse(r.get(4))?;
+            let mut changed = Vec::new();
+            if kind != "Traditional" {
+                changed.push("type");
+            }
+            if old_secret != secret {
+                changed.push("secret");
+            }
+            // Other keys (backchannel logout, token TTLs set in the console) are kept.
+            for (in_custom, field, want) in [
+                (false, "redirectUris", json!([redirect])),
+                (false, "postLogoutRedirectUris", json!([spec.app_url])),
+                (true, "corsAllowedOrigins", json!([spec.app_url])),
+            ] {
+                let obj = if in_custom { &mut custom } else { &mut oidc };
+                if !obj.is_object() {
+                    *obj = json!({});
+                }
+                if obj.get(field) != Some(&want) {
+                    obj[field] = want;
+                    changed.push(field);
+                }
+            }
+            if changed.is_empty() {
+                ClientOutcome::Unchanged
+            } else {
+                db.execute(
+                    "UPDATE applications SET type = 'Traditional', secret = $2, \
+                     oidc_client_metadata = $3::text::jsonb, custom_client_metadata = $4::text::jsonb \
+                     WHERE id = $1",
+                    &[&spec.id, &secret, &oidc.to_string(), &custom.to_string()],
+                )
+                .await
+                .map_err(sql("updating the LobeChat application"))?;
+                ClientOutcome::Updated(changed)
+            }
+        }
+    };
+    if has_secrets_table {
+        let n = db
+            .execute(
+                "INSERT INTO application_secrets (tenant_id, application_id, name, value) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, application_id, name) \
+                 DO UPDATE SET value = EXCLUDED.value \
+                 WHERE application_secrets.value IS DISTINCT FROM EXCLUDED.value",
+                &[&TENANT, &spec.id, &SECRET_NAME, &secret],
+            )
+            .await
+            .map_err(sql("storing the LobeChat client secret"))?;
+        if n > 0 && outcome == ClientOutcome::Unchanged {
+            return Ok(ClientOutcome::Updated(vec!["application_secrets"]));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Air-gapped: new passwords must not be checked against api.pwnedpasswords.com (Logto's
+/// default); done for every tenant, the admin console's included. Returns rows changed.
+pub async fn disable_pwned_check(
+    db: &impl GenericClient,
+    seed: &str,
+) -> Result<u64, ProvisionError> {
+    if !require_columns(db, "sign_in_experiences", &["password_policy"], seed).await? {
+        return Err(ProvisionError::Schema {
+            missing: "no table sign_in_experiences".into(),
+            seed: seed.into(),
+        });
+    }
+    db.execute(
+        "UPDATE sign_in_experiences SET password_policy = jsonb_set(password_policy, '{rejects}', \
+         coalesce(password_policy->'rejects', '{}'::jsonb) || '{\"pwned\": false}'::jsonb) \
+         WHERE coalesce(password_policy->'rejects'->'pwned', 'true'::jsonb) <> 'false'::jsonb",
+        &[],
+    )
+    .await
+    .map_err(sql("turning off the pwned-password check"))
+}
+
+/// The provisioning unit for the logto unit `ctx.name`, and its task (also the client
+/// secret's rotation step).
+pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit, Task) {
+    let logto = ctx.name.to_string();
+    let air_gapped = ctx.stack.air_gapped;
+    let derived_app_url = lobechat
+        .and_then(|n| ctx.cfg.services.get(n))
+        .and_then(|s| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok());
+    let describe = format!(
+        "provision Logto ({logto}): {} air_gapped={air_gapped}",
+        match &derived_app_url {
+            Some(u) => format!("OIDC client {LOBECHAT_CLIENT_ID:?} for {u},"),
+            None => "no OIDC client,".into(),
+        }
+    );
+    let lobechat = lobechat.map(str::to_string);
+    let seed_name = seed.to_string();
+    let seed = seed_name.clone();
+    let task = Task::new(describe, move |tc: TaskContext| {
+        let (logto, lobechat, seed) = (logto.clone(), lobechat.clone(), seed.clone());
+        let derived = derived_app_url.clone();
+        async move {
+            run(&tc, &logto, lobechat.as_deref(), derived, air_gapped, &seed)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    });
+    let mut u = blank_unit(
+        &format!("{}-provision", ctx.name),
+        &ctx.key,
+        "preset logto (OIDC provisioning)",
+    );
+    u.kind = UnitKind::Oneshot;
+    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
+    u.restart = RestartPolicy::OnFailure;
+    u.exec = Exec::Task(task.clone());
+    u.depends_on.push(Dependency {
+        unit: seed_name,
+        condition: Condition::Completed,
+    });
+    (u, task)
+}
+
+async fn run(
+    tc: &TaskContext,
+    logto: &str,
+    lobechat: Option<&str>,
+    derived_app_url: Option<String>,
+    air_gapped: bool,
+    seed: &str,
+) -> Result<Report, ProvisionError> {
+    let unit = tc
+        .plan
+        .unit(logto)
+        .ok_or_else(|| ProvisionError::Plan(format!("the plan has no unit {logto:?}")))?;
+    let url = unit
+        .env
+        .get("DB_URL")
+        .ok_or_else(|| ProvisionError::Plan(format!("unit {logto:?} has no env DB_URL")))?
+        .resolve(&tc.secrets)?;
+    // The LobeChat unit's APP_URL is the truth (an operator may have overridden it).
+    let app_url = lobechat
+        .and_then(|n| tc.plan.unit(n))
+        .and_then(|u| u.env.get("APP_URL"))
+        .and_then(|v| v.as_text())
+        .or(derived_app_url);
+    let client = match (lobechat, &app_url) {
+        (Some(_), Some(u)) => {
+            // During `secrets rotate` the new value is staged as NAME.next until this
+            // task succeeds; Logto must get that one, not the value being replaced.
+            let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
+            let secret = match tc.secrets.read(&staged) {
+                Ok(v) => v,
+                Err(_) => tc.secrets.ensure(
+                    LOBECHAT_CLIENT_SECRET,
+                    &SecretKind::Random { bytes: 32 },
+                    None,
+                )?,
+            };
+            Some((ClientSpec::lobechat(u), secret))
+        }
+        _ => None,
+    };
+    let mut db = connect(&url, logto).await?;
+    let report = provision(
+        &mut db,
+        client.as_ref().map(|(s, sec)| (s, sec.as_str())),
+        air_gapped,
+        seed,
+    )
+    .await?;
+    tc.log(format!("{report}"));
+    Ok(report)
+}
+
+/// Connects, retrying briefly: the database was just started by its own unit.
+pub async fn connect(url: &str, unit: &str) -> Result<tokio_postgres::Client, ProvisionError> {
+    let mut attempt = 0;
+    loop {
+        match tokio_postgres::connect(url, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                return Ok(client);
+            }
+            // A server that answers (bad password, no such database) will not change its mind.
+            Err(source) if attempt >= 10 || source.as_db_error().is_some() => {
+                return Err(ProvisionError::Connect {
+                    unit: unit.into(),
+                    source,
+                })
+            }
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The real daemon (`prometheus-stack run`) on a config file, watched through `status --json`.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running daemon; SIGTERM and wait on drop.
+pub struct Daemon {
+    pub config: PathBuf,
+    child: Child,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_prometheus-stack")
+}
+
+impl Daemon {
+    /// `prometheus-stack --config FILE run`, output to `log`.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let child = Command::new(bin())
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        Daemon {
+            config: config.to_path_buf(),
+            child,
+        }
+    }
+
+    /// `status --json` → unit name → state (None while the socket is not up).
+    pub fn states(&self) -> Option<Vec<(String, String, Option<String>)>> {
+        let out = Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["status", "--json"])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(
+            v["units"]
+                .as_array()?
+                .iter()
+                .map(|u| {
+                    (
+                        u["name"].as_str().unwrap_or("").to_string(),
+                        u["state"].as_str().unwrap_or("").to_string(),
+                        u["reason"].as_str().map(str::to_string),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Waits until every unit is healthy (longrun) or completed (oneshot); panics with the
+    /// states and the daemon log when one fails or time runs out.
+    pub fn wait_all_up(&mut self, log: &Path, timeout: Duration) -> Vec<(String, String)> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "daemon exited ({st}):\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            if let Some(states) = self.states() {
+                let failed = states.iter().any(|(_, s, _)| s == "failed");
+                let up = !states.is_empty()
+                    && states
+                        .iter()
+                        .all(|(_, s, _)| s == "healthy" || s == "completed");
+                if up {
+                    return states.into_iter().map(|(n, s, _)| (n, s)).collect();
+                }
+                if failed {
+                    panic!(
+                        "a unit failed: {states:#?}\n{}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+                last = Some(states);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "not every unit came up: {last:#?}\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,99 @@
+-- Tables shaped like Logto's own (logto-io/logto packages/schemas/tables/*.sql, v1.2x–1.4x),
+-- reduced to what `logto db seed` creates and provisioning touches. Research:
+-- shared/research/lobechat_logto.md §3.4. Column names, types, keys and checks follow
+-- the originals; unrelated columns of sign_in_experiences are left out.
+
+create table logto_configs (
+  tenant_id varchar(21) not null,
+  key varchar(256) not null,
+  value jsonb not null default '{}'::jsonb,
+  primary key (tenant_id, key)
+);
+
+create table tenants (
+  id varchar(21) not null,
+  db_user varchar(128),
+  db_user_password varchar(128),
+  name varchar(128) not null default 'My Project',
+  tag varchar(64) not null default 'development',
+  created_at timestamptz not null default now(),
+  is_suspended boolean not null default false,
+  primary key (id)
+);
+
+create type application_type as enum
+  ('Native', 'SPA', 'Traditional', 'MachineToMachine', 'Protected', 'SAML');
+
+create table applications (
+  tenant_id varchar(21) not null
+    references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  name varchar(256) not null,
+  secret varchar(64) not null,
+  description text,
+  type application_type not null,
+  oidc_client_metadata jsonb not null,
+  custom_client_metadata jsonb not null default '{}'::jsonb,
+  protected_app_metadata jsonb,
+  custom_data jsonb not null default '{}'::jsonb,
+  is_third_party boolean not null default false,
+  created_at timestamptz not null default (now()),
+  primary key (id)
+);
+
+create index applications__id on applications (tenant_id, id);
+
+create function check_application_type(
+  application_id varchar(21), variadic target_type application_type[]
+) returns boolean as
+$$ begin
+  return (select type from applications where id = application_id) = any(target_type);
+end; $$ language plpgsql set search_path = public;
+
+create table application_secrets (
+  tenant_id varchar(21) not null
+    references tenants (id) on update cascade on delete cascade,
+  application_id varchar(21) not null
+    references applications (id) on update cascade on delete cascade,
+  name varchar(256) not null,
+  value varchar(64) not null,
+  created_at timestamptz not null default now(),
+  expires_at timestamptz,
+  primary key (tenant_id, application_id, name),
+  constraint application_type
+    check (check_application_type(application_id, 'MachineToMachine', 'Traditional', 'Protected'))
+);
+
+create type sign_in_mode as enum ('SignIn', 'Register', 'SignInAndRegister');
+
+create table sign_in_experiences (
+  tenant_id varchar(21) not null
+    references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  color jsonb not null,
+  branding jsonb not null,
+  language_info jsonb not null,
+  sign_in jsonb not null,
+  sign_up jsonb not null,
+  sign_in_mode sign_in_mode not null default 'SignInAndRegister',
+  password_policy jsonb not null default '{}'::jsonb,
+  mfa jsonb not null default '{}'::jsonb,
+  primary key (tenant_id, id)
+);
+
+-- What the seed leaves behind: two tenants, the console's own app, one sign-in
+-- experience per tenant (the admin tenant's policy written in full, like --dapc does not).
+insert into tenants (id, db_user, db_user_password) values
+  ('default', 'logto_tenant_logto_default', 'x'),
+  ('admin', 'logto_tenant_logto_admin', 'x');
+
+insert into applications (tenant_id, id, name, secret, type, oidc_client_metadata) values
+  ('admin', 'admin-console', 'Admin Console', 'internal', 'SPA',
+   '{"redirectUris": [], "postLogoutRedirectUris": []}');
+
+insert into sign_in_experiences (tenant_id, id, color, branding, language_info, sign_in, sign_up, password_policy) values
+  ('default', 'default', '{}', '{}', '{}', '{}', '{}', '{}'),
+  ('admin', 'default', '{}', '{}', '{}', '{}', '{}',
+   '{"length": {"min": 8, "max": 256}, "rejects": {"pwned": true, "words": []}}');
+
+insert into logto_configs (tenant_id, key, value) values ('default', 'seededBy', '"prometheus-stack test fixture"');

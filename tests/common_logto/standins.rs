@@ -1,0 +1,92 @@
+//! Release folders laid out like Logto's and LobeChat's, with stand-in programs where the
+//! real entry points are, run by the real `node` (the presets' `node` + `release_dir`).
+
+use std::path::{Path, PathBuf};
+
+fn standin(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/standins")
+        .join(name)
+}
+
+fn put(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(src, dst)
+        .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
+}
+
+/// The node binary the stand-ins run on.
+pub fn node() -> PathBuf {
+    prometheus_stack::plan::find_executable("node", None)
+        .expect("node is missing: run tests/setup.sh (npm oidc-provider needs it too)")
+}
+
+/// `dir/logto`: packages/core/index.js (the server), packages/cli/bin/logto.js (the seed),
+/// packages/cli/fixture.sql (what the seed creates).
+pub fn logto_release(dir: &Path) -> PathBuf {
+    let root = dir.join("logto");
+    let core = root.join("packages/core");
+    put(&standin("logto_core_standin.js"), &core.join("index.js"));
+    put(
+        &standin("standin_common.js"),
+        &core.join("standin_common.js"),
+    );
+    let bin = root.join("packages/cli/bin");
+    put(&standin("logto_seed_standin.js"), &bin.join("logto.js"));
+    put(
+        &standin("standin_common.js"),
+        &bin.join("standin_common.js"),
+    );
+    put(&super::schema_sql(), &root.join("packages/cli/fixture.sql"));
+    root
+}
+
+/// `dir/lobechat-EDITION`: server.js, docker.cjs, migrations/, and the stand-in's
+/// expectations (`standin.json`: edition, extra required or exact variables).
+pub fn lobechat_release(dir: &Path, expect: &serde_json::Value) -> PathBuf {
+    let ed = expect["edition"].as_str().unwrap();
+    let root = dir.join(format!("lobechat-{ed}"));
+    put(
+        &standin("lobechat_server_standin.js"),
+        &root.join("server.js"),
+    );
+    put(
+        &standin("lobechat_migrate_standin.js"),
+        &root.join("docker.cjs"),
+    );
+    put(
+        &standin("standin_common.js"),
+        &root.join("standin_common.js"),
+    );
+    put(
+        &standin("lobechat_rp_standin.js"),
+        &root.join("lobechat_rp_standin.js"),
+    );
+    std::fs::create_dir_all(root.join("migrations")).unwrap();
+    std::fs::write(root.join("standin.json"), expect.to_string()).unwrap();
+    root
+}
+
+/// npm packages installed by tests/setup.sh (`oidc-provider`).
+pub fn node_modules() -> PathBuf {
+    let deps = std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into());
+    let p = Path::new(&deps).join("node/node_modules");
+    assert!(
+        p.join("oidc-provider").is_dir(),
+        "{} has no oidc-provider: run tests/setup.sh",
+        p.display()
+    );
+    p
+}
+
+/// Like [`logto_release`], but the server is a real OIDC provider (`oidc-provider`)
+/// serving the clients found in the database under ENDPOINT/oidc.
+pub fn logto_oidc_release(dir: &Path) -> PathBuf {
+    let root = logto_release(dir);
+    let core = root.join("packages/core");
+    std::fs::remove_file(core.join("index.js")).unwrap();
+    put(&standin("logto_oidc_standin.mjs"), &core.join("index.mjs"));
+    std::fs::write(core.join("package.json"), r#"{"main": "index.mjs"}"#).unwrap();
+    std::os::unix::fs::symlink(node_modules(), core.join("node_modules")).unwrap();
+    root
+}

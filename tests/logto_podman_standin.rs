@@ -1,0 +1,110 @@
+//! The podman side of the logto and lobechat presets, under the real daemon and podman:
+//! `logto-seed` runs the Logto image with `cli db seed -- --swe` (its ENTRYPOINT is
+//! `npm run`), `logto` and `lobechat` run their images' own start, LobeChat's image
+//! migrates by itself (no lobechat-migrate unit). The images are built offline from
+//! stand-ins shaped like the real ones (tests/common_logto/image.rs).
+
+mod common_logto;
+
+use common_logto::daemon::Daemon;
+use common_logto::{image, Postgres};
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
+    let pg = Postgres::start(27141);
+    pg.create_db("logto", "logtoPw");
+    pg.create_db("lobechat", "lobePw");
+    // The image has no psql: the tables the seed would create are loaded here.
+    pg.load_logto_schema("logto", "logto");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let logto_image = image::logto_image(dir.path());
+    let lobe_image = image::lobehub_image(
+        dir.path(),
+        &json!({
+            "edition": "v2",
+            "equal": {
+                "APP_URL": "https://lobe.example.test:27447",
+                "HOSTNAME": "127.0.0.1",
+                "PORT": "27610",
+            }
+        }),
+    );
+    let config = dir.path().join("stack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[stack]
+name = "pstest-logto"
+domain = "example.test"
+data_dir = "{data}"
+runtime_dir = "{run}"
+air_gapped = true
+
+[control]
+socket = "{sock}"
+
+[proxy]
+https = "127.0.0.1:27447"
+tls = "internal"
+
+[services.logto]
+preset = "logto"
+runtime = "podman"
+image = "{logto_image}"
+port = 27601
+ports = {{ admin = 27602 }}
+env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:27141/logto" }}
+
+[services.lobechat]
+preset = "lobechat"
+runtime = "podman"
+image = "{lobe_image}"
+port = 27610
+env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:27141/lobechat" }}
+"#,
+            data = data.display(),
+            run = dir.path().join("run").display(),
+            sock = dir.path().join("control.sock").display(),
+        ),
+    )
+    .unwrap();
+    let store = prometheus_stack::secrets::SecretStore::with_credentials(&data, None);
+    store.write("postgres-logto", "logtoPw", None).unwrap();
+    store.write("postgres-lobechat", "lobePw", None).unwrap();
+
+    let log = dir.path().join("daemon.log");
+    let mut d = Daemon::start(&config, &log);
+    let mut states = d.wait_all_up(&log, Duration::from_secs(120));
+    states.sort();
+    let names: Vec<String> = states.iter().map(|(n, s)| format!("{n} {s}")).collect();
+    assert_eq!(
+        names,
+        [
+            "lobechat healthy",
+            "logto healthy",
+            "logto-provision completed",
+            "logto-seed completed",
+        ]
+    );
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("tables exist (loaded by the test), skipping (--swe)"),
+        "the seed did not run through the image's npm run: {logs}"
+    );
+    assert!(
+        logs.contains("lobechat migrate standin: migrations applied"),
+        "{logs}"
+    );
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT secret FROM applications WHERE id = 'prometheus-lobechat'"
+        )
+        .unwrap(),
+        store.read("lobechat-oidc-client-secret").unwrap()
+    );
+}

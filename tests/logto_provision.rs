@@ -1,0 +1,282 @@
+//! `logto-provision` against a real PostgreSQL holding tables shaped like Logto's:
+//! creates LobeChat's client, changes nothing on a second run, follows a domain change,
+//! never duplicates, writes rotated secrets, and turns off the pwned-password check.
+
+mod common_logto;
+
+use common_logto::Postgres;
+use prometheus_stack::config::load_str;
+use prometheus_stack::plan::{build, BuildOptions, Exec, Plan, TaskContext};
+use prometheus_stack::secrets::SecretStore;
+use prometheus_stack::stack::logto::provision::{self, ClientOutcome, ClientSpec};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const LOGTO_PW: &str = "logtoPw4Tests";
+
+fn plan(data: &Path, pg_port: u16, domain: &str, air_gapped: bool) -> Plan {
+    let text = format!(
+        r#"
+[stack]
+domain = "{domain}"
+data_dir = "{data}"
+air_gapped = {air_gapped}
+
+[proxy]
+https = "127.0.0.1:27443"
+tls = "internal"
+
+[services.logto]
+preset = "logto"
+release_dir = "/nonexistent/logto"
+env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{pg_port}/logto" }}
+
+[services.lobechat]
+preset = "lobechat"
+release_dir = "/nonexistent/lobechat"
+env = {{ DATABASE_URL = "postgres://lobechat:x@127.0.0.1:{pg_port}/lobechat" }}
+"#,
+        data = data.display()
+    );
+    let (cfg, src) = load_str("stack.toml", None, text).unwrap();
+    build(&cfg, &src, BuildOptions { check_host: false }).unwrap()
+}
+
+/// Runs the plan's logto-provision task as the supervisor would; returns its log lines.
+async fn run_provision(plan: Plan, store: &SecretStore) -> Result<Vec<String>, String> {
+    let plan = Arc::new(plan);
+    let unit = plan.unit("logto-provision").expect("provision unit");
+    let Exec::Task(task) = &unit.exec else {
+        panic!("logto-provision is not a task")
+    };
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let ctx = TaskContext {
+        unit: unit.name.clone(),
+        plan: plan.clone(),
+        secrets: store.clone(),
+        log: Arc::new(move |l| sink.lock().unwrap().push(l)),
+    };
+    (task.run)(ctx).await?;
+    let out = lines.lock().unwrap().clone();
+    Ok(out)
+}
+
+fn app_row(pg: &Postgres) -> String {
+    pg.psql(
+        "logto",
+        "SELECT tenant_id, type, secret, oidc_client_metadata::text, custom_client_metadata::text, xmin \
+         FROM applications WHERE id = 'prometheus-lobechat'",
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
+    let pg = Postgres::start(27101);
+    pg.create_db("logto", LOGTO_PW);
+    pg.load_logto_schema("logto", "logto");
+    let data = tempfile::tempdir().unwrap();
+    let store = SecretStore::with_credentials(data.path(), None);
+    store.write("postgres-logto", LOGTO_PW, None).unwrap();
+
+    // First run: created, secret generated into our store and written into Logto.
+    let log = run_provision(plan(data.path(), pg.port, "example.test", true), &store)
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("OIDC client created")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("pwned-password check turned off in 2")),
+        "{log:?}"
+    );
+    let secret = store.read("lobechat-oidc-client-secret").unwrap();
+    assert!(secret.len() >= 40);
+    let row = app_row(&pg);
+    let cols: Vec<&str> = row.split('|').collect();
+    assert_eq!(cols[0], "default");
+    assert_eq!(cols[1], "Traditional");
+    assert_eq!(cols[2], secret);
+    let oidc: serde_json::Value = serde_json::from_str(cols[3]).unwrap();
+    assert_eq!(
+        oidc["redirectUris"],
+        serde_json::json!(["https://lobe.example.test:27443/api/auth/callback/logto"])
+    );
+    assert_eq!(
+        oidc["postLogoutRedirectUris"],
+        serde_json::json!(["https://lobe.example.test:27443"])
+    );
+    let custom: serde_json::Value = serde_json::from_str(cols[4]).unwrap();
+    assert_eq!(
+        custom["corsAllowedOrigins"],
+        serde_json::json!(["https://lobe.example.test:27443"])
+    );
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT name, value FROM application_secrets WHERE application_id = 'prometheus-lobechat'"
+        )
+        .unwrap(),
+        format!("Default secret|{secret}")
+    );
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT tenant_id, password_policy->'rejects'->>'pwned', password_policy->'length'->>'min' \
+             FROM sign_in_experiences ORDER BY tenant_id"
+        )
+        .unwrap(),
+        "admin|false|8\ndefault|false|"
+    );
+
+    // Second run: nothing written (xmin of every touched row unchanged).
+    let snapshot = |pg: &Postgres| {
+        (
+            app_row(pg),
+            pg.psql("logto", "SELECT xmin, value FROM application_secrets")
+                .unwrap(),
+            pg.psql(
+                "logto",
+                "SELECT xmin FROM sign_in_experiences ORDER BY tenant_id",
+            )
+            .unwrap(),
+        )
+    };
+    let before = snapshot(&pg);
+    let log = run_provision(plan(data.path(), pg.port, "example.test", true), &store)
+        .await
+        .unwrap();
+    assert_eq!(log, ["OIDC client unchanged"]);
+    assert_eq!(snapshot(&pg), before);
+
+    // An operator's own setting in the console survives; a domain change moves the URIs.
+    pg.psql(
+        "logto",
+        "UPDATE applications SET oidc_client_metadata = oidc_client_metadata || \
+         '{\"backchannelLogoutUri\": \"https://keep.me/logout\"}' WHERE id = 'prometheus-lobechat'",
+    )
+    .unwrap();
+    let log = run_provision(plan(data.path(), pg.port, "other.test", true), &store)
+        .await
+        .unwrap();
+    assert_eq!(
+        log,
+        ["OIDC client updated (redirectUris, postLogoutRedirectUris, corsAllowedOrigins)"]
+    );
+    let row = app_row(&pg);
+    let cols: Vec<&str> = row.split('|').collect();
+    let oidc: serde_json::Value = serde_json::from_str(cols[3]).unwrap();
+    assert_eq!(
+        oidc["redirectUris"],
+        serde_json::json!(["https://lobe.other.test:27443/api/auth/callback/logto"])
+    );
+    assert_eq!(oidc["backchannelLogoutUri"], "https://keep.me/logout");
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT count(*) FROM applications WHERE type = 'Traditional'"
+        )
+        .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        pg.psql("logto", "SELECT count(*) FROM applications")
+            .unwrap(),
+        "2"
+    );
+
+    // Rotation: a new value in the store is written into both places.
+    store
+        .write(
+            "lobechat-oidc-client-secret",
+            "rotated-secret-value-0123456789",
+            None,
+        )
+        .unwrap();
+    let log = run_provision(plan(data.path(), pg.port, "other.test", true), &store)
+        .await
+        .unwrap();
+    assert_eq!(log, ["OIDC client updated (secret)"]);
+    assert_eq!(
+        pg.psql(
+            "logto",
+            "SELECT a.secret = s.value AND s.value = 'rotated-secret-value-0123456789' \
+             FROM applications a JOIN application_secrets s ON s.application_id = a.id"
+        )
+        .unwrap(),
+        "t"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioning_is_one_transaction_and_names_a_missing_column() {
+    let pg = Postgres::start(27102);
+    // A password that must be percent-encoded in the URL.
+    let pw = "p@ss/w:rd%?";
+    pg.create_db("logto", &pw.replace('\'', "''"));
+    pg.load_logto_schema("logto", "logto");
+    let url = pg.url("logto", pw, "logto");
+    let mut db = provision::connect(&url, "logto").await.unwrap();
+    let spec = ClientSpec::lobechat("https://lobe.example.test/");
+    assert_eq!(spec.app_url, "https://lobe.example.test");
+
+    // Break the schema after the application insert would have happened: the sign-in
+    // experience update fails, and the whole run must leave no application behind.
+    pg.psql(
+        "logto",
+        "ALTER TABLE sign_in_experiences RENAME COLUMN password_policy TO pp",
+    )
+    .unwrap();
+    let err = provision::provision(&mut db, Some((&spec, "s3cret")), true, "logto-seed")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sign_in_experiences.password_policy"), "{err}");
+    assert!(err.contains("logto-seed"), "{err}");
+    assert_eq!(
+        pg.psql("logto", "SELECT count(*) FROM applications")
+            .unwrap(),
+        "1",
+        "the failed run left a half-made application"
+    );
+
+    // Not air-gapped: the policy is not touched at all, so the renamed column is fine.
+    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
+        .await
+        .unwrap();
+    assert_eq!(r.client, Some(ClientOutcome::Created));
+    assert_eq!(r.pwned_check_disabled, 0);
+    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
+        .await
+        .unwrap();
+    assert_eq!(r.client, Some(ClientOutcome::Unchanged));
+
+    // A different application type (changed by hand) is put back to Traditional.
+    pg.psql("logto", "DELETE FROM application_secrets").unwrap();
+    pg.psql(
+        "logto",
+        "UPDATE applications SET type = 'SPA' WHERE id = 'prometheus-lobechat'",
+    )
+    .unwrap();
+    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
+        .await
+        .unwrap();
+    assert_eq!(r.client, Some(ClientOutcome::Updated(vec!["type"])));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioning_without_seeded_tables_says_which_unit_creates_them() {
+    let pg = Postgres::start(27103);
+    pg.create_db("logto", LOGTO_PW);
+    let data = tempfile::tempdir().unwrap();
+    let store = SecretStore::with_credentials(data.path(), None);
+    store.write("postgres-logto", LOGTO_PW, None).unwrap();
+    let err = run_provision(plan(data.path(), pg.port, "example.test", false), &store)
+        .await
+        .unwrap_err();
+    assert!(err.contains("no table applications"), "{err}");
+    assert!(err.contains("\"logto-seed\""), "{err}");
+}
