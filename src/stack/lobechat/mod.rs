@@ -10,8 +10,8 @@ pub mod jwks;
 use crate::config::model::{ConfigFile, ServiceSection, TlsMode};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, EnvValue, Exec, Health, Probe, RestartPolicy, Route,
-    RouteAction, SecretKind, SecretSpec, UnitKind,
+    blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, RestartPolicy,
+    Route, RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
 };
 use crate::stack::logto::{self, absolute, env_override, origins, peers, uses_podman};
 use crate::stack::{Expansion, PresetCtx};
@@ -91,22 +91,13 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         .as_ref()
         .filter(|p| p.tls == TlsMode::Internal)
         .map(|_| ctx.stack.data_dir.join("pki").join("ca.crt"));
-    if let (Some(ca), true) = (&ca_bundle, podman) {
-        let dir = ca.parent().unwrap_or(ca).display().to_string();
-        if !s.volumes.iter().any(|v| v.starts_with(&format!("{dir}:"))) {
-            e.warnings.push(format!(
-                "{key}: the container must see the internal CA at {}: add volumes = [\"{dir}:{dir}:ro\"]",
-                ca.display()
-            ));
-        }
-    }
     let inputs = Inputs {
         app_url: app_url.clone(),
         port,
         database_url: database_url.clone(),
         sso,
         s3,
-        ca_bundle,
+        ca_bundle: ca_bundle.clone(),
         key_vaults_secret: KEY_VAULTS_SECRET.into(),
         auth_secret: AUTH_SECRET.into(),
         jwks_secret: jwks::SECRET.into(),
@@ -139,6 +130,17 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     if podman {
         // The image's startServer.js runs the migrations, then server.js.
         u.exec = Exec::Command(Vec::new());
+        // NODE_EXTRA_CA_CERTS names a host path: the container sees the CA folder
+        // read-only at the same path (the operator's volumes are added to this one).
+        if let Some(ca) = &ca_bundle {
+            let dir = ca.parent().unwrap_or(ca).display().to_string();
+            u.runtime = Runtime::Podman(PodmanSpec {
+                image: s.image.clone().unwrap_or_default(),
+                volumes: vec![format!("{dir}:{dir}:ro")],
+                init: true,
+                gpu_devices: false,
+            });
+        }
     } else {
         let Some(dir) = s.release_dir.as_ref().map(|d| absolute(ctx.base_dir, d)) else {
             e.issues.push(Issue::new(
