@@ -211,11 +211,9 @@ env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
     );
     assert!(matches!(&seed.exec, Exec::Command(a) if a == &["cli", "db", "seed", "--", "--swe"]));
     assert!(
-        p.warnings
-            .iter()
-            .any(|w| w.contains("volumes = [\"/var/lib/ps-test/pki:/var/lib/ps-test/pki:ro\"]")),
-        "{:?}",
-        p.warnings
+        matches!(&p.unit("lobechat").unwrap().runtime,
+            Runtime::Podman(s) if s.volumes == ["/var/lib/ps-test/pki:/var/lib/ps-test/pki:ro"]),
+        "the container sees the internal CA at the path NODE_EXTRA_CA_CERTS names"
     );
     assert_eq!(
         p.unit("lobechat").unwrap().env["HOSTNAME"].to_string(),
