@@ -205,7 +205,7 @@ fi
 pass "check after editing only those 7 lines: ok"
 
 # ---------------------------------------------------------------- bundle import
-# README-airgapped's step: `prometheus-stack bundle import FILE` with the installed
+# README's air-gapped step: `prometheus-stack bundle import FILE` with the installed
 # config. The bundle is made by the installed binary from a tiny local image
 # (a static busybox), the image removed, then imported again.
 IMAGE=localhost/prometheus-stack-pkgtest:1

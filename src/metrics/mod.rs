@@ -2,7 +2,7 @@
 //!
 //! Every scrape builds a fresh registry from the current snapshots, so a series exists
 //! exactly while its subject does (a GPU that is gone, or monitoring that is unavailable,
-//! leaves no stale series behind). Metric names: `README-metrics.md` next to this file.
+//! leaves no stale series behind). Metric names: the "Metrics" section of README.md.
 
 mod gpu;
 mod proxy;
