@@ -6,11 +6,16 @@
 mod build;
 mod env;
 mod graph;
+mod host_checks;
+mod proxy_plan;
+mod section;
 mod task;
 
-pub use build::{blank_unit, build, build_from_file, find_executable, BuildOptions};
+pub use build::{build, build_from_file, BuildOptions};
 pub use env::{Encoding, EnvPart, EnvValue};
 pub use graph::{dependents_closure, start_order};
+pub use host_checks::find_executable;
+pub use section::blank_unit;
 pub use task::{BoxFuture, Task, TaskContext, TaskFn};
 
 use crate::config::model::{GpuEnabled, TlsMode};

@@ -1,0 +1,163 @@
+//! `[proxy]` resolved: sites, route targets looked up in the plan, preset routes merged.
+
+use super::*;
+use crate::config::model::*;
+use crate::config::Issue;
+use std::path::Path;
+
+use super::build::{absolute, BuildOptions};
+
+pub(super) fn proxy_plan(
+    p: &ProxySection,
+    stack: &StackInfo,
+    base: &Path,
+    units: &[Unit],
+    preset_routes: Vec<(String, Route)>,
+    opts: BuildOptions,
+    issues: &mut Vec<Issue>,
+) -> ProxyPlan {
+    let pki_dir = stack.data_dir.join("pki");
+    let mut sites: Vec<Site> = Vec::new();
+    for (i, s) in p.site.iter().enumerate() {
+        let key = format!("proxy.site.{i}");
+        if sites.iter().any(|x| x.host.eq_ignore_ascii_case(&s.host)) {
+            issues.push(Issue::new(
+                format!("{key}.host"),
+                format!("site {:?} is defined twice", s.host),
+            ));
+        }
+        let mut routes = Vec::new();
+        for (j, r) in s.routes.iter().enumerate() {
+            let rkey = format!("{key}.routes.{j}");
+            if !r.path.starts_with('/') {
+                issues.push(Issue::new(format!("{rkey}.path"), "must start with '/'"));
+            }
+            let action = match (&r.to, &r.redirect) {
+                (Some(to), None) => resolve_target(to, units, &format!("{rkey}.to"), issues),
+                (None, Some(loc)) => Some(RouteAction::Redirect(loc.clone())),
+                _ => {
+                    issues.push(Issue::new(
+                        &rkey,
+                        "give exactly one of to = \"unit\" or redirect = \"/path\"",
+                    ));
+                    None
+                }
+            };
+            if let Some(action) = action {
+                routes.push(Route {
+                    path: r.path.clone(),
+                    action,
+                    max_body: r.max_body.map(|b| b.0),
+                });
+            }
+        }
+        let cert = s.cert.as_ref().map(|c| absolute(base, c));
+        let keyf = s.key.as_ref().map(|c| absolute(base, c));
+        if p.tls == TlsMode::Files {
+            match (&cert, &keyf) {
+                (Some(c), Some(k)) => {
+                    if opts.check_host {
+                        for (f, what) in [(c, "cert"), (k, "key")] {
+                            if !f.is_file() {
+                                issues.push(Issue::new(
+                                    format!("{key}.{what}"),
+                                    format!("{} does not exist (or use tls = \"internal\")", f.display()),
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => issues.push(Issue::new(
+                    &key,
+                    format!("site {:?} needs cert and key with tls = \"files\" (or set [proxy] tls = \"internal\")", s.host),
+                )),
+            }
+        }
+        sites.push(Site {
+            host: s.host.to_ascii_lowercase(),
+            cert,
+            key: keyf,
+            routes,
+        });
+    }
+    for (host, route) in preset_routes {
+        let host = host.to_ascii_lowercase();
+        let site = match sites.iter_mut().position(|s| s.host == host) {
+            Some(i) => &mut sites[i],
+            None => {
+                if p.tls == TlsMode::Files {
+                    issues.push(Issue::new(
+                        "proxy.site",
+                        format!("add a [[proxy.site]] for {host:?} with cert and key (the presets route it), or use tls = \"internal\""),
+                    ));
+                }
+                sites.push(Site {
+                    host: host.clone(),
+                    cert: None,
+                    key: None,
+                    routes: Vec::new(),
+                });
+                sites.last_mut().expect("just pushed")
+            }
+        };
+        // The operator's own route for the same prefix wins.
+        if !site.routes.iter().any(|r| r.path == route.path) {
+            site.routes.push(route);
+        }
+    }
+    ProxyPlan {
+        https: p.https.clone(),
+        http: p.http.clone(),
+        max_body: p.max_body.0,
+        upstream_timeout: p.upstream_timeout.0,
+        connect_timeout: p.connect_timeout.0,
+        header_timeout: p.header_timeout.0,
+        max_connections: p.max_connections,
+        tls: p.tls,
+        ca_bundle: (p.tls == TlsMode::Internal).then(|| pki_dir.join("ca.crt")),
+        pki_dir,
+        sites,
+    }
+}
+
+pub(super) fn resolve_target(
+    to: &str,
+    units: &[Unit],
+    key: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<RouteAction> {
+    let (name, port_name) = match to.split_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => {
+            return Some(RouteAction::Address(format!("{h}:{p}")))
+        }
+        Some((n, p)) => (n, Some(p)),
+        None => (to, None),
+    };
+    let Some(u) = units.iter().find(|u| u.name == name) else {
+        issues.push(Issue::new(
+            key,
+            format!("unknown unit {name:?} (or write host:port)"),
+        ));
+        return None;
+    };
+    let port = match port_name {
+        None => u.port,
+        Some(pn) => u.ports.get(pn).copied(),
+    };
+    match port {
+        Some(port) => Some(RouteAction::Unit {
+            unit: name.to_string(),
+            port,
+        }),
+        None => {
+            issues.push(Issue::new(
+                key,
+                match port_name {
+                    None => format!("unit {name:?} has no port = …"),
+                    Some(pn) => format!("unit {name:?} has no ports.{pn}"),
+                },
+            ));
+            None
+        }
+    }
+}
