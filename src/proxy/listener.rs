@@ -84,14 +84,18 @@ fn http2_builder() -> http2::Builder<TokioExecutor> {
     b
 }
 
-/// Serves HTTPS on `listener` until `stop`.
-pub(crate) async fn serve_https(
+/// Accepts on `listener` (the `what` listener, for the log) until `stop`, holding one
+/// `limit` permit per connection while `serve` handles it on its own task.
+async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    shared: Arc<Shared>,
-    acceptor: TlsAcceptor,
+    what: &str,
     limit: Arc<Semaphore>,
     mut stop: Stop,
-) {
+    serve: F,
+) where
+    F: Fn(TcpStream, std::net::SocketAddr, Stop) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -102,22 +106,38 @@ pub(crate) async fn serve_https(
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("proxy: accept failed: {e}");
+                    tracing::warn!("proxy: accept failed on the {what} listener: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = stop.wait() => return,
         };
-        let shared = shared.clone();
-        let acceptor = acceptor.clone();
-        let stop = stop.clone();
+        let conn = serve(tcp, peer, stop.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let _open = shared.metrics.connection();
-            serve_tls_conn(tcp, peer, shared, acceptor, stop).await;
+            conn.await;
         });
     }
+}
+
+/// Serves HTTPS on `listener` until `stop`.
+pub(crate) async fn serve_https(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    limit: Arc<Semaphore>,
+    stop: Stop,
+) {
+    accept_loop(listener, "https", limit, stop, |tcp, peer, stop| {
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        async move {
+            let _open = shared.metrics.connection();
+            serve_tls_conn(tcp, peer, shared, acceptor, stop).await;
+        }
+    })
+    .await
 }
 
 async fn serve_tls_conn(
@@ -175,28 +195,11 @@ pub(crate) async fn serve_http_redirect(
     shared: Arc<Shared>,
     https_port: u16,
     limit: Arc<Semaphore>,
-    mut stop: Stop,
+    stop: Stop,
 ) {
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.wait() => return,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("proxy: accept failed on the http listener: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stop.wait() => return,
-        };
+    accept_loop(listener, "http", limit, stop, |tcp, peer, mut stop| {
         let shared = shared.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        async move {
             let header_timeout = shared.state.load().header_timeout;
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let state = shared.state.load();
@@ -205,6 +208,7 @@ pub(crate) async fn serve_http_redirect(
             });
             let b = http1_builder(header_timeout);
             serve_until_stop!(b.serve_connection(TokioIo::new(tcp), svc), stop, peer);
-        });
-    }
+        }
+    })
+    .await
 }

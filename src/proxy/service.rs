@@ -7,6 +7,7 @@ use super::forward::{self, ClientSide, Upstream};
 use super::metrics::{ProxyMetrics, SiteName};
 use super::routes::{strip_port, RouteTable, SiteRoutes, Target};
 use super::{pages, status_page, UnitHealth};
+use crate::error_chain::error_chain;
 use crate::plan::ProxyPlan;
 use arc_swap::ArcSwap;
 use hyper::body::Incoming;
@@ -244,15 +245,4 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
             u.err()
         ),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
