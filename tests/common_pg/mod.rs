@@ -237,18 +237,7 @@ pub async fn connect(
     password: &str,
     db: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("127.0.0.1")
-        .port(port)
-        .user(user)
-        .password(password)
-        .dbname(db)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    prometheus_stack::stack::postgres::open(port, user, password, db).await
 }
 
 /// Superuser client on the `postgres` database (or `db`).
@@ -261,8 +250,5 @@ pub async fn superuser(plan: &Plan, port: u16, db: &str) -> tokio_postgres::Clie
 
 /// The server's message and SQLSTATE for an error.
 pub fn err_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{} ({})", d.message(), d.code().code()),
-        None => e.to_string(),
-    }
+    prometheus_stack::stack::postgres::error_text(e)
 }

@@ -13,10 +13,11 @@ use crate::plan::{
     blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, RestartPolicy,
     Route, RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
 };
-use crate::stack::logto::{self, absolute, env_override, origins, peers, uses_podman};
+use crate::stack::logto::{
+    self, absolute, env_override, node_program, origins, peers, uses_podman,
+};
 use crate::stack::{Expansion, PresetCtx};
 use env::{Edition, Inputs, Sso};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// LobeChat's port (the image's `PORT`).
@@ -28,7 +29,7 @@ pub const AUTH_SECRET: &str = "lobechat-auth-secret";
 
 /// LobeChat's public URL, `https://lobe.DOMAIN[:PORT]`, no trailing slash.
 pub fn app_url(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result<String, Issue> {
-    origins::public_host(cfg, section, "lobe", key).map(|h| origins::https_origin(cfg, &h))
+    origins::public_origin(cfg, section, "lobe", key)
 }
 
 /// Expands `preset = "lobechat"`.
@@ -117,12 +118,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         });
     }
 
-    let node = s
-        .node
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("node"))
-        .display()
-        .to_string();
+    let node = node_program(s);
     let mut u = blank_unit(name, key, "preset lobechat");
     u.kind = UnitKind::Longrun;
     u.env = env::build(edition, &inputs);

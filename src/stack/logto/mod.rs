@@ -45,7 +45,7 @@ pub const LOBECHAT_CLIENT_SECRET: &str = "lobechat-oidc-client-secret";
 
 /// Logto's public origin, `https://auth.DOMAIN[:PORT]` (its `ENDPOINT`).
 pub fn endpoint(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result<String, Issue> {
-    origins::public_host(cfg, section, "auth", key).map(|h| origins::https_origin(cfg, &h))
+    origins::public_origin(cfg, section, "auth", key)
 }
 
 /// The OIDC issuer LobeChat must be given: `ENDPOINT/oidc`.
@@ -58,6 +58,16 @@ pub(crate) fn uses_podman(cfg: &ConfigFile, section: &ServiceSection) -> bool {
     let rt = section.runtime.unwrap_or(cfg.stack.runtime);
     (rt == RuntimeName::Podman || section.image.is_some())
         && section.runtime != Some(RuntimeName::Process)
+}
+
+/// The `node` to run a native release with: the section's `node` key, else from PATH.
+pub(crate) fn node_program(section: &ServiceSection) -> String {
+    section
+        .node
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("node"))
+        .display()
+        .to_string()
 }
 
 /// A podman spec for a helper unit sharing the main unit's image.
@@ -163,12 +173,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         }
     };
     let podman = uses_podman(cfg, s);
-    let node = s
-        .node
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("node"))
-        .display()
-        .to_string();
+    let node = node_program(s);
     let release_dir = match (&s.release_dir, podman) {
         (Some(d), _) => Some(absolute(ctx.base_dir, d)),
         (None, true) => None,

@@ -25,6 +25,16 @@ pub fn public_host(
     }
 }
 
+/// `https://` + [`public_host`] (+ the proxy's port): a preset's public origin.
+pub fn public_origin(
+    cfg: &ConfigFile,
+    section: &ServiceSection,
+    prefix: &str,
+    key: &str,
+) -> Result<String, Issue> {
+    public_host(cfg, section, prefix, key).map(|h| https_origin(cfg, &h))
+}
+
 fn valid_host(h: &str, key: &str) -> Result<String, Issue> {
     let h = h.trim().to_ascii_lowercase();
     let ok = !h.is_empty()

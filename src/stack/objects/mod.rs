@@ -123,16 +123,7 @@ pub fn app_host(cfg: &crate::config::ConfigFile) -> Option<String> {
 /// `https://APP_HOST` (with the proxy's port when it is not 443): LobeChat's S3 endpoint.
 pub fn app_origin(cfg: &crate::config::ConfigFile) -> Option<String> {
     let host = app_host(cfg)?;
-    let port = cfg
-        .proxy
-        .as_ref()
-        .and_then(|p| p.https.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .filter(|p| *p != 443);
-    Some(match port {
-        Some(p) => format!("https://{host}:{p}"),
-        None => format!("https://{host}"),
-    })
+    Some(crate::stack::logto::origins::https_origin(cfg, &host))
 }
 
 /// LobeChat's S3 env (DESIGN §2; plus S3_PUBLIC_DOMAIN and S3_REGION): None when the

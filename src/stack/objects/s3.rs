@@ -3,6 +3,7 @@
 //! Only what objects-init (and the tests) need: bucket existence, creation, policy and CORS,
 //! object PUT/GET, and presigned URLs. Signing is the maintained AWS crate's, never ours.
 
+use crate::error_chain::error_chain;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
@@ -416,17 +417,6 @@ fn xml_tag(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
     Some(xml[start..end].trim().to_string())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn md5_digest(data: &[u8]) -> [u8; 16] {

@@ -12,8 +12,14 @@ use tokio_postgres::{Client, NoTls};
 const PROBE_PATIENCE: Duration = Duration::from_millis(1000);
 const PROBE_POLL: Duration = Duration::from_millis(5);
 
-/// Opens a connection; the connection's driver runs on its own tokio task.
-pub async fn connect(port: u16, user: &str, password: &str, db: &str) -> Result<Client, PgError> {
+/// Opens a connection, keeping tokio-postgres' own error (its SQLSTATE tells "wrong
+/// password" from "not up yet"); the connection's driver runs on its own tokio task.
+pub async fn open(
+    port: u16,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> Result<Client, tokio_postgres::Error> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host("127.0.0.1")
         .port(port)
@@ -22,15 +28,18 @@ pub async fn connect(port: u16, user: &str, password: &str, db: &str) -> Result<
         .dbname(db)
         .application_name("prometheus-stack")
         .connect_timeout(Duration::from_secs(5));
-    match cfg.connect(NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok(client)
-        }
-        Err(e) => Err(connect_error(e, port, user, db)),
-    }
+    let (client, conn) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Opens a connection, naming port, role and database in the error.
+pub async fn connect(port: u16, user: &str, password: &str, db: &str) -> Result<Client, PgError> {
+    open(port, user, password, db)
+        .await
+        .map_err(|e| connect_error(e, port, user, db))
 }
 
 fn connect_error(e: tokio_postgres::Error, port: u16, user: &str, db: &str) -> PgError {
@@ -46,16 +55,7 @@ fn connect_error(e: tokio_postgres::Error, port: u16, user: &str, db: &str) -> P
 pub fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
-            }
-            s
-        }
+        None => crate::error_chain::error_chain(e),
     }
 }
 
@@ -81,22 +81,9 @@ pub async fn connect_superuser(
     patience: Duration,
 ) -> Result<Client, PgError> {
     let deadline = Instant::now() + patience;
-    let mut pg = tokio_postgres::Config::new();
-    pg.host("127.0.0.1")
-        .port(cfg.port)
-        .user(SUPERUSER)
-        .password(password)
-        .dbname(db)
-        .application_name("prometheus-stack")
-        .connect_timeout(Duration::from_secs(5));
     loop {
-        match pg.connect(NoTls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return Ok(client);
-            }
+        match open(cfg.port, SUPERUSER, password, db).await {
+            Ok(client) => return Ok(client),
             Err(e) if is_auth_failure(&e) => {
                 return Err(PgError::BadPassword {
                     port: cfg.port,

@@ -7,6 +7,7 @@ mod datadir;
 mod error;
 mod provision;
 
+pub use client::{error_text, open};
 pub use datadir::{inspect_pid_file, PidFile};
 pub use error::PgError;
 
