@@ -66,8 +66,7 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
         &standin(dir.path(), port),
     );
     let data = dir.path().join("data/postgres");
-    let log = dir.path().join("daemon.log");
-    let mut d = Daemon::start(&cfg, &dir.path().join("control.sock"), &log);
+    let mut d = Daemon::start_beside(&cfg);
 
     // First start: initdb, healthy by a real login, init completes, consumer starts.
     let pg = d.wait_state("postgres", "healthy", UP).await;
@@ -92,11 +91,7 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
     );
     let plan = plan_for(&cfg);
     let su = superuser(&plan, port, "postgres").await;
-    let sb: String = su
-        .query_one("SHOW shared_buffers", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sb: String = query_value(&su, "SHOW shared_buffers").await;
     assert_eq!(sb, "48MB");
 
     // Secrets: 0600 files owned by the reader (the daemon), never printed.
@@ -183,12 +178,11 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
         })
         .await;
     assert!(pg2["restarts"].as_u64().unwrap() >= 1);
-    let n: i64 = superuser(&plan, port, "lobechat")
-        .await
-        .query_one("SELECT count(*) FROM rows", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = query_value(
+        &superuser(&plan, port, "lobechat").await,
+        "SELECT count(*) FROM rows",
+    )
+    .await;
     // One commit may have reached the disk with its acknowledgement lost to the kill.
     assert!(
         n as u64 >= before_kill && n as u64 <= before_kill + 100,
@@ -235,7 +229,7 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
     assert!(!text.contains(new_pw.as_str()));
 
     // Second start: same data dir, no initdb, init changes nothing.
-    let mut d = Daemon::start(&cfg, &dir.path().join("control.sock"), &log);
+    let mut d = Daemon::start_beside(&cfg);
     let pg3 = d.wait_state("postgres", "healthy", UP).await;
     d.wait_state("postgres-init", "completed", UP).await;
     let init_log = d.unit_logs("postgres-init").await;
@@ -258,15 +252,14 @@ async fn standin_consumer_first_start_sigkill_during_writes_rotation_and_second_
         data.join("postmaster.pid").exists(),
         "the crash leaves postmaster.pid"
     );
-    let mut d = Daemon::start(&cfg, &dir.path().join("control.sock"), &log);
+    let mut d = Daemon::start_beside(&cfg);
     d.wait_state("postgres", "healthy", UP).await;
     assert!(d.unit_logs("postgres").await.contains("removed stale"));
-    let n2: i64 = superuser(&plan, port, "lobechat")
-        .await
-        .query_one("SELECT count(*) FROM rows", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n2: i64 = query_value(
+        &superuser(&plan, port, "lobechat").await,
+        "SELECT count(*) FROM rows",
+    )
+    .await;
     assert_eq!(n, n2);
     d.stop();
 }
@@ -283,17 +276,11 @@ async fn live_foreign_postmaster_refused_untouched() {
     let plan = plan_for(&cfg);
     // A postgres started outside the daemon on the same data dir.
     let c = Ctx::new(&plan, "postgres", store(&plan));
-    prepare(&plan, &c).await.unwrap();
-    let foreign = Server::start(&plan, &dir.path().join("foreign.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let foreign = prepare_and_start(&plan, &c, &dir.path().join("foreign.log"), UP).await;
     let pidfile = dir.path().join("data/postgres/postmaster.pid");
     let before = std::fs::read(&pidfile).unwrap();
 
-    let mut d = Daemon::start(
-        &cfg,
-        &dir.path().join("control.sock"),
-        &dir.path().join("daemon.log"),
-    );
+    let mut d = Daemon::start_beside(&cfg);
     let want = format!("in use by a running postgres (pid {})", foreign.pid());
     let u = d
         .wait_unit("postgres", UP, "refused", |u| {
@@ -334,11 +321,7 @@ async fn missing_extension_stops_init_with_the_package_name() {
         "extensions = [\"vector\"]",
         "",
     );
-    let mut d = Daemon::start(
-        &cfg,
-        &dir.path().join("control.sock"),
-        &dir.path().join("daemon.log"),
-    );
+    let mut d = Daemon::start_beside(&cfg);
     d.wait_state("postgres", "healthy", UP).await;
     let u = d
         .wait_unit("postgres-init", UP, "failed on the extension", |u| {
@@ -362,11 +345,7 @@ async fn vector_created_by_daemon_with_pgvector_build() {
     let dir = reachable_tempdir();
     let port = free_port();
     let cfg = config(dir.path(), &pgvector_bin(), port, "", "");
-    let mut d = Daemon::start(
-        &cfg,
-        &dir.path().join("control.sock"),
-        &dir.path().join("daemon.log"),
-    );
+    let mut d = Daemon::start_beside(&cfg);
     d.wait_state("postgres-init", "completed", UP).await;
     let plan = plan_for(&cfg);
     let pw = store(&plan).read("postgres-lobechat").unwrap();
@@ -377,17 +356,9 @@ async fn vector_created_by_daemon_with_pgvector_build() {
     )
     .await
     .unwrap();
-    let id: i32 = c
-        .query_one("SELECT id FROM docs ORDER BY e <-> '[0,0,0]' LIMIT 1", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id: i32 = query_value(&c, "SELECT id FROM docs ORDER BY e <-> '[0,0,0]' LIMIT 1").await;
     assert_eq!(id, 1);
-    let v: String = c
-        .query_one("SHOW server_version", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let v: String = query_value(&c, "SHOW server_version").await;
     assert!(v.starts_with("18"), "{v}");
     d.stop();
 }

@@ -61,8 +61,7 @@ async fn first_start_initdb_roles_isolation_and_idempotent_second_start() {
         .join("postgres/.initdb-pwfile")
         .exists());
 
-    let mut srv = Server::start(&plan, &dir.path().join("pg.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let mut srv = Server::start_healthy(&plan, &c, &dir.path().join("pg.log"), UP).await;
     assert!(
         plan.stack
             .runtime_dir
@@ -71,23 +70,11 @@ async fn first_start_initdb_roles_isolation_and_idempotent_second_start() {
         "socket under the runtime dir"
     );
     let su = superuser(&plan, port, "postgres").await;
-    let sb: String = su
-        .query_one("SHOW shared_buffers", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sb: String = query_value(&su, "SHOW shared_buffers").await;
     assert_eq!(sb, "32MB");
-    let la: String = su
-        .query_one("SHOW listen_addresses", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let la: String = query_value(&su, "SHOW listen_addresses").await;
     assert_eq!(la, "127.0.0.1");
-    let sysid: i64 = su
-        .query_one("SELECT system_identifier FROM pg_control_system()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sysid: i64 = query_value(&su, "SELECT system_identifier FROM pg_control_system()").await;
 
     // Wrong password: the probe fails (a real login, not a TCP check).
     let bad = SecretStore::with_credentials(&plan.stack.data_dir, Some(dir.path().join("creds")));
@@ -154,14 +141,9 @@ async fn first_start_initdb_roles_isolation_and_idempotent_second_start() {
         "{:?}",
         c2.lines()
     );
-    let _srv = Server::start(&plan, &dir.path().join("pg2.log"));
-    wait_healthy(&plan, &c2, UP).await;
+    let _srv = Server::start_healthy(&plan, &c2, &dir.path().join("pg2.log"), UP).await;
     let su = superuser(&plan, port, "postgres").await;
-    let sysid2: i64 = su
-        .query_one("SELECT system_identifier FROM pg_control_system()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sysid2: i64 = query_value(&su, "SELECT system_identifier FROM pg_control_system()").await;
     assert_eq!(sysid, sysid2, "same cluster reused");
     init(&plan, &ci).await.expect("init after restart");
     assert_eq!(ci.take().len(), 1);
@@ -176,9 +158,7 @@ async fn missing_extension_names_the_package() {
         &pg_toml(dir.path(), &pg15_bin(), port, "extensions = [\"vector\"]"),
     );
     let c = Ctx::new(&plan15, "postgres", store(&plan15));
-    prepare(&plan15, &c).await.unwrap();
-    let _srv = Server::start(&plan15, &dir.path().join("pg.log"));
-    wait_healthy(&plan15, &c, UP).await;
+    let _srv = prepare_and_start(&plan15, &c, &dir.path().join("pg.log"), UP).await;
     let ci = Ctx::new(&plan15, "postgres-init", store(&plan15));
     let e = init(&plan15, &ci).await.unwrap_err();
     assert!(
@@ -188,14 +168,11 @@ async fn missing_extension_names_the_package() {
     );
     // Nothing half-made: the check runs before any role is created.
     let su = superuser(&plan15, port, "postgres").await;
-    let n: i64 = su
-        .query_one(
-            "SELECT count(*) FROM pg_roles WHERE rolname IN ('logto','lobechat')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = query_value(
+        &su,
+        "SELECT count(*) FROM pg_roles WHERE rolname IN ('logto','lobechat')",
+    )
+    .await;
     assert_eq!(n, 0);
 }
 
@@ -214,8 +191,7 @@ async fn vector_extension_created_for_real_with_pgvector_build() {
     );
     let c = Ctx::new(&plan, "postgres", store(&plan));
     prepare(&plan, &c).await.expect("initdb with PostgreSQL 18");
-    let srv = Server::start(&plan, &dir.path().join("pg.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let srv = Server::start_healthy(&plan, &c, &dir.path().join("pg.log"), UP).await;
     let ci = Ctx::new(&plan, "postgres-init", store(&plan));
     init(&plan, &ci)
         .await
@@ -244,15 +220,11 @@ async fn vector_extension_created_for_real_with_pgvector_build() {
         .unwrap();
     let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, vec![3, 1, 2]);
-    let ver: String = superuser(&plan, port, "lobechat")
-        .await
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let ver: String = query_value(
+        &superuser(&plan, port, "lobechat").await,
+        "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+    )
+    .await;
     eprintln!("pgvector {ver}");
     init(&plan, &ci).await.unwrap();
     assert_eq!(ci.take().len(), 1, "second run changes nothing");
@@ -268,9 +240,7 @@ async fn live_foreign_postmaster_is_refused_untouched_and_stale_pid_recovered() 
     );
     let c = Ctx::new(&plan, "postgres", store(&plan));
     let data = plan.stack.data_dir.join("postgres");
-    prepare(&plan, &c).await.unwrap();
-    let mut srv = Server::start(&plan, &dir.path().join("pg.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let mut srv = prepare_and_start(&plan, &c, &dir.path().join("pg.log"), UP).await;
 
     let pidfile = data.join("postmaster.pid");
     let before = std::fs::read(&pidfile).unwrap();
@@ -306,14 +276,12 @@ async fn live_foreign_postmaster_is_refused_untouched_and_stale_pid_recovered() 
         "{:?}",
         c.lines()
     );
-    let _srv = Server::start(&plan, &dir.path().join("pg2.log"));
-    wait_healthy(&plan, &c, UP).await;
-    let n: i64 = superuser(&plan, port, "postgres")
-        .await
-        .query_one("SELECT count(*) FROM rows", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let _srv = Server::start_healthy(&plan, &c, &dir.path().join("pg2.log"), UP).await;
+    let n: i64 = query_value(
+        &superuser(&plan, port, "postgres").await,
+        "SELECT count(*) FROM rows",
+    )
+    .await;
     assert_eq!(n, 10000);
 }
 
@@ -349,9 +317,7 @@ async fn rotation_changes_password_and_restarts_consumers() {
     );
     let st = store(&plan);
     let c = Ctx::new(&plan, "postgres", st.clone());
-    prepare(&plan, &c).await.unwrap();
-    let _srv = Server::start(&plan, &dir.path().join("pg.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let _srv = prepare_and_start(&plan, &c, &dir.path().join("pg.log"), UP).await;
     init(&plan, &Ctx::new(&plan, "postgres-init", st.clone()))
         .await
         .unwrap();
@@ -435,8 +401,7 @@ async fn systemd_credential_wins_for_the_superuser_password() {
             .exists(),
         "no store file when systemd provides the credential"
     );
-    let _srv = Server::start(&plan, &dir.path().join("pg.log"));
-    wait_healthy(&plan, &c, UP).await;
+    let _srv = Server::start_healthy(&plan, &c, &dir.path().join("pg.log"), UP).await;
     connect(port, "postgres", "from-systemd-Credential", "postgres")
         .await
         .expect("initdb used the credential");

@@ -46,6 +46,12 @@ impl Daemon {
         }
     }
 
+    /// Starts the daemon on `config`, with `control.sock` and `daemon.log` beside it.
+    pub fn start_beside(config: &Path) -> Daemon {
+        let dir = config.parent().expect("config file in a folder");
+        Daemon::start(config, &dir.join("control.sock"), &dir.join("daemon.log"))
+    }
+
     /// `/v1/status`, or None while the socket does not answer.
     pub async fn status(&self) -> Option<Value> {
         Client::new(&self.socket).get_json("/v1/status").await.ok()

@@ -151,6 +151,14 @@ pub async fn init(plan: &Plan, c: &Ctx) -> Result<(), String> {
     }
 }
 
+/// Runs prepare (initdb on first use), then [`Server::start_healthy`].
+pub async fn prepare_and_start(plan: &Plan, c: &Ctx, log: &Path, limit: Duration) -> Server {
+    prepare(plan, c)
+        .await
+        .unwrap_or_else(|e| panic!("prepare: {e}"));
+    Server::start_healthy(plan, c, log, limit).await
+}
+
 /// A server started from the unit's own argv, as its user, in its own process group.
 pub struct Server {
     pub child: Child,
@@ -179,6 +187,13 @@ impl Server {
             child: cmd.spawn().expect("spawn postgres"),
             log: log.to_path_buf(),
         }
+    }
+
+    /// Starts the server and waits until the probe logs in.
+    pub async fn start_healthy(plan: &Plan, c: &Ctx, log: &Path, limit: Duration) -> Server {
+        let srv = Server::start(plan, log);
+        wait_healthy(plan, c, limit).await;
+        srv
     }
 
     pub fn pid(&self) -> i32 {
@@ -238,6 +253,17 @@ pub async fn connect(
     db: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     prometheus_stack::stack::postgres::open(port, user, password, db).await
+}
+
+/// The first column of the one row `sql` returns.
+pub async fn query_value<T>(c: &tokio_postgres::Client, sql: &str) -> T
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", err_text(&e)))
+        .get(0)
 }
 
 /// Superuser client on the `postgres` database (or `db`).
