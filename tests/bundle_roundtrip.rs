@@ -2,6 +2,7 @@
 //! (`unshare --net`): round trip with images removed in between, corrupt and truncated bundles load nothing, progress on a
 //! terminal, plain lines otherwise.
 
+mod common;
 mod common_podman;
 
 use common_podman::*;

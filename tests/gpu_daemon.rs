@@ -3,6 +3,7 @@
 //! [metrics].listen and on the control socket, attribution of a unit's real child by pid,
 //! min_free hold then start, max_used restart after grace, and the missing-library path.
 
+mod common;
 mod common_gpu;
 
 use common_gpu::{children_of, gpu_line, http_get, proc_line, wait_for, Daemon, FakeNvml, GIB};

@@ -2,6 +2,7 @@
 //! readings, attribution of real child processes, min_free/max_used policies, metrics,
 //! and the unavailable paths.
 
+mod common;
 mod common_gpu;
 
 use common_gpu::{gpu_line, proc_line, FakeNvml, GIB, MIB};

@@ -1,6 +1,7 @@
 //! Attribution of container processes: a real podman container's process (a host pid
 //! under conmon, not under the unit's `podman run` client) is credited to its unit.
 
+mod common;
 mod common_gpu;
 
 use common_gpu::{busybox_image, children_of, gpu_line, proc_line, wait_for, FakeNvml, GIB};

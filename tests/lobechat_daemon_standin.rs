@@ -3,6 +3,7 @@
 //! stand-ins (tests/standins/) in place of Logto and LobeChat, which exit 1 on a missing
 //! or forbidden variable. PostgreSQL is real (Debian 15); the secrets are the daemon's.
 
+mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;

@@ -2,6 +2,7 @@
 //! tests are not pushovers: given the presets' env plus one forbidden variable, or minus
 //! one needed variable, they exit 1 naming it.
 
+mod common;
 mod common_logto;
 
 use common_logto::{direct, standins};

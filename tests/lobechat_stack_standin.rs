@@ -5,6 +5,7 @@
 //! every variable derived, and a user can sign in to LobeChat through our TLS proxy,
 //! with no step by hand.
 
+mod common;
 mod common_logto;
 
 use common_logto::browser::{assert_signed_in, login};

@@ -7,6 +7,7 @@
 //! headers: the discovery issuer equals AUTH_LOGTO_ISSUER, the redirect URI is accepted,
 //! the code is exchanged.
 
+mod common;
 mod common_logto;
 
 use common_logto::browser::{assert_signed_in, browse, login};

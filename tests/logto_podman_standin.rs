@@ -4,6 +4,7 @@
 //! migrates by itself (no lobechat-migrate unit). The images are built offline from
 //! stand-ins shaped like the real ones (tests/common_logto/image.rs).
 
+mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;

@@ -2,6 +2,7 @@
 //! creates LobeChat's client, changes nothing on a second run, follows a domain change,
 //! never duplicates, writes rotated secrets, and turns off the pwned-password check.
 
+mod common;
 mod common_logto;
 
 use common_logto::Postgres;

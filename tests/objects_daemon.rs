@@ -5,6 +5,7 @@
 //! the root-key warning; the daemon's TLS proxy serves the bucket on the app origin
 //! (anonymous read through the policy, presigned read); SIGTERM stops the store.
 
+mod common;
 mod common_objects;
 
 use common_objects::{curl_async, require, tls_args};
@@ -64,17 +65,11 @@ fn unit_state(v: &serde_json::Value, name: &str) -> String {
 struct Daemon(std::process::Child);
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        common::stop_child(
+            &mut self.0,
+            nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(15),
+        );
     }
 }
 

@@ -2,6 +2,7 @@
 //! a native unit gated on a container's health, crash → restart, SIGKILL of the daemon →
 //! new run → exactly one container, and a missing image loaded by `bundle import`.
 
+mod common;
 mod common_podman;
 
 use common_podman::*;

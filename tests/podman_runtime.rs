@@ -2,6 +2,7 @@
 //! without values on any command line, user and volumes, stop by name, crash, leftovers,
 //! never pulling.
 
+mod common;
 mod common_podman;
 
 use common_podman::*;

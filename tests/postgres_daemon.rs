@@ -2,6 +2,7 @@
 //! Debian's PostgreSQL 15 as user `postgres`, PostgreSQL 18 + pgvector from PyPI, and a
 //! stand-in consumer (a shell + psql) in place of LobeChat.
 
+mod common;
 mod common_pg;
 
 use common_pg::daemon::Daemon;

@@ -1,6 +1,7 @@
 //! The postgres preset's tasks (prepare, probe, init, rotate) run directly against real
 //! PostgreSQL servers: Debian's 15, and PostgreSQL 18 + pgvector from PyPI.
 
+mod common;
 mod common_pg;
 
 use common_pg::*;

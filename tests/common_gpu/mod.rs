@@ -292,19 +292,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
+        crate::common::stop_child(
+            &mut self.child,
             nix::sys::signal::Signal::SIGTERM,
+            std::time::Duration::from_secs(15),
         );
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::time::Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -127,19 +127,11 @@ impl Daemon {
 
     /// SIGTERM and wait (units stopped in order).
     pub fn stop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
+        crate::common::stop_child(
+            &mut self.child,
             nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(60),
         );
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     /// SIGKILL the daemon alone (its units live on, as after `kill -9`).

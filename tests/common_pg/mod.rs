@@ -202,18 +202,10 @@ impl Server {
 
     /// SIGINT (fast shutdown) and wait.
     pub fn stop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let sigint = nix::sys::signal::Signal::SIGINT;
+        if !crate::common::signal_and_wait(&mut self.child, sigint, Duration::from_secs(30)) {
+            self.kill_group();
         }
-        self.kill_group();
     }
 
     /// SIGKILL to the whole group (a machine crash, as far as the data dir can tell).

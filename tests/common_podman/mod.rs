@@ -279,17 +279,11 @@ impl Daemon {
 
     /// SIGTERM and wait (bounded).
     pub fn stop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::common::stop_child(
+            &mut self.child,
+            nix::sys::signal::Signal::SIGTERM,
+            std::time::Duration::from_secs(30),
+        );
     }
 }
 

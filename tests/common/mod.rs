@@ -1,0 +1,28 @@
+//! Helpers shared by every area's tests (each area's own helpers are in tests/common_*/):
+//! stopping the processes a test started.
+#![allow(dead_code)]
+
+use nix::sys::signal::Signal;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Sends `sig` to `child` and waits up to `within` for it to exit; true when it did.
+pub fn signal_and_wait(child: &mut Child, sig: Signal, within: Duration) -> bool {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// [`signal_and_wait`], then SIGKILL (and reap) when it did not exit in time.
+pub fn stop_child(child: &mut Child, sig: Signal, within: Duration) {
+    if !signal_and_wait(child, sig, within) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
