@@ -7,7 +7,7 @@ mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;
-use common_logto::{standins, Postgres};
+use common_logto::{stack_db_passwords, stack_tables, standins, Postgres};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
@@ -160,8 +160,7 @@ fn rotate_client_secret(d: &Daemon, pg: &Postgres, store: &prometheus_stack::sec
 
 fn run_daemon(edition: &str, p: Ports) {
     let pg = Postgres::start(p.pg);
-    pg.create_db("logto", "logtoPw");
-    pg.create_db("lobechat", "lobePw");
+    pg.create_stack_dbs();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     assert!(!data.exists(), "the data dir starts empty");
@@ -185,19 +184,7 @@ fn run_daemon(edition: &str, p: Ports) {
     std::fs::write(
         &config,
         format!(
-            r#"
-[stack]
-domain = "example.test"
-data_dir = "{data}"
-air_gapped = true
-
-[control]
-socket = "{sock}"
-
-[proxy]
-https = "127.0.0.1:{https}"
-tls = "internal"
-
+            r#"{tables}
 [services.logto]
 preset = "logto"
 release_dir = "{logto_rel}"
@@ -214,9 +201,7 @@ node = "{node}"
 port = {lobe}
 env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:{pg}/lobechat" }}
 "#,
-            data = data.display(),
-            sock = dir.path().join("control.sock").display(),
-            https = p.https,
+            tables = stack_tables(dir.path(), p.https, ""),
             logto_rel = logto_rel.display(),
             lobe_rel = lobe_rel.display(),
             node = node.display(),
@@ -229,22 +214,18 @@ env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0
     .unwrap();
     // The database passwords are the only thing put in place beforehand (the postgres
     // preset creates them itself; this test's PostgreSQL is started by the test).
-    let store = prometheus_stack::secrets::SecretStore::with_credentials(&data, None);
-    store.write("postgres-logto", "logtoPw", None).unwrap();
-    store.write("postgres-lobechat", "lobePw", None).unwrap();
+    let store = stack_db_passwords(&data);
 
     let log = dir.path().join("daemon.log");
     let mut d = Daemon::start(&config, &log);
-    let mut states = d.wait_all_up(&log, Duration::from_secs(90));
-    states.sort();
     assert_eq!(
-        states,
+        d.wait_all_up_sorted(&log, Duration::from_secs(90)),
         [
-            ("lobechat".to_string(), "healthy".to_string()),
-            ("lobechat-migrate".into(), "completed".into()),
-            ("logto".into(), "healthy".into()),
-            ("logto-provision".into(), "completed".into()),
-            ("logto-seed".into(), "completed".into()),
+            "lobechat healthy",
+            "lobechat-migrate completed",
+            "logto healthy",
+            "logto-provision completed",
+            "logto-seed completed",
         ]
     );
     assert_eq!(

@@ -10,7 +10,7 @@ mod common_logto;
 
 use common_logto::browser::{assert_signed_in, login};
 use common_logto::daemon::Daemon;
-use common_logto::standins;
+use common_logto::{stack_tables, standins};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -80,20 +80,7 @@ fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {
     std::fs::write(
         &config,
         format!(
-            r#"
-[stack]
-domain = "example.test"
-data_dir = "{data}"
-runtime_dir = "{run}"
-air_gapped = true
-
-[control]
-socket = "{sock}"
-
-[proxy]
-https = "127.0.0.1:{HTTPS}"
-tls = "internal"
-
+            r#"{tables}
 [services.postgres]
 preset = "postgres"
 runtime = "process"
@@ -119,9 +106,7 @@ release_dir = "{lobe_rel}"
 node = "{node}"
 port = 27510
 "#,
-            data = data.display(),
-            run = dir.path().join("run").display(),
-            sock = dir.path().join("control.sock").display(),
+            tables = stack_tables(dir.path(), HTTPS, ""),
             rustfs = rustfs_standin(dir.path()).display(),
             logto_rel = logto_rel.display(),
             lobe_rel = lobe_rel.display(),
@@ -133,9 +118,7 @@ port = 27510
 
     let log = dir.path().join("daemon.log");
     let mut d = Daemon::start(&config, &log);
-    let mut states = d.wait_all_up(&log, Duration::from_secs(120));
-    states.sort();
-    let names: Vec<String> = states.iter().map(|(n, s)| format!("{n} {s}")).collect();
+    let names = d.wait_all_up_sorted(&log, Duration::from_secs(120));
     assert_eq!(
         names,
         [

@@ -12,7 +12,7 @@ mod common_logto;
 
 use common_logto::browser::{assert_signed_in, browse, login};
 use common_logto::daemon::Daemon;
-use common_logto::{standins, Postgres};
+use common_logto::{stack_db_passwords, stack_tables, standins, Postgres};
 use serde_json::json;
 use std::time::Duration;
 
@@ -22,8 +22,7 @@ const PG: u16 = 27121;
 #[test]
 fn oidc_login_through_our_tls_proxy_with_oidc_provider_and_rp_standin() {
     let pg = Postgres::start(PG);
-    pg.create_db("logto", "logtoPw");
-    pg.create_db("lobechat", "lobePw");
+    pg.create_stack_dbs();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let node = standins::node();
@@ -39,20 +38,7 @@ fn oidc_login_through_our_tls_proxy_with_oidc_provider_and_rp_standin() {
     std::fs::write(
         &config,
         format!(
-            r#"
-[stack]
-domain = "example.test"
-data_dir = "{data}"
-runtime_dir = "{run}"
-air_gapped = true
-
-[control]
-socket = "{sock}"
-
-[proxy]
-https = "127.0.0.1:{HTTPS}"
-tls = "internal"
-
+            r#"{tables}
 [services.logto]
 preset = "logto"
 release_dir = "{logto}"
@@ -68,18 +54,14 @@ node = "{node}"
 port = 27310
 env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:{PG}/lobechat" }}
 "#,
-            data = data.display(),
-            run = dir.path().join("run").display(),
-            sock = dir.path().join("control.sock").display(),
+            tables = stack_tables(dir.path(), HTTPS, ""),
             logto = logto_rel.display(),
             lobe = lobe_rel.display(),
             node = node.display(),
         ),
     )
     .unwrap();
-    let store = prometheus_stack::secrets::SecretStore::with_credentials(&data, None);
-    store.write("postgres-logto", "logtoPw", None).unwrap();
-    store.write("postgres-lobechat", "lobePw", None).unwrap();
+    stack_db_passwords(&data);
 
     let log = dir.path().join("daemon.log");
     let mut d = Daemon::start(&config, &log);

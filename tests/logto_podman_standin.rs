@@ -8,15 +8,14 @@ mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;
-use common_logto::{image, Postgres};
+use common_logto::{image, stack_db_passwords, stack_tables, Postgres};
 use serde_json::json;
 use std::time::Duration;
 
 #[test]
 fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
     let pg = Postgres::start(27141);
-    pg.create_db("logto", "logtoPw");
-    pg.create_db("lobechat", "lobePw");
+    pg.create_stack_dbs();
     // The image has no psql: the tables the seed would create are loaded here.
     pg.load_logto_schema("logto", "logto");
     let dir = tempfile::tempdir().unwrap();
@@ -37,21 +36,7 @@ fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
     std::fs::write(
         &config,
         format!(
-            r#"
-[stack]
-name = "pstest-logto"
-domain = "example.test"
-data_dir = "{data}"
-runtime_dir = "{run}"
-air_gapped = true
-
-[control]
-socket = "{sock}"
-
-[proxy]
-https = "127.0.0.1:27447"
-tls = "internal"
-
+            r#"{tables}
 [services.logto]
 preset = "logto"
 runtime = "podman"
@@ -67,21 +52,15 @@ image = "{lobe_image}"
 port = 27610
 env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:27141/lobechat" }}
 "#,
-            data = data.display(),
-            run = dir.path().join("run").display(),
-            sock = dir.path().join("control.sock").display(),
+            tables = stack_tables(dir.path(), 27447, "name = \"pstest-logto\"\n"),
         ),
     )
     .unwrap();
-    let store = prometheus_stack::secrets::SecretStore::with_credentials(&data, None);
-    store.write("postgres-logto", "logtoPw", None).unwrap();
-    store.write("postgres-lobechat", "lobePw", None).unwrap();
+    let store = stack_db_passwords(&data);
 
     let log = dir.path().join("daemon.log");
     let mut d = Daemon::start(&config, &log);
-    let mut states = d.wait_all_up(&log, Duration::from_secs(120));
-    states.sort();
-    let names: Vec<String> = states.iter().map(|(n, s)| format!("{n} {s}")).collect();
+    let names = d.wait_all_up_sorted(&log, Duration::from_secs(120));
     assert_eq!(
         names,
         [

@@ -60,6 +60,17 @@ impl Daemon {
         )
     }
 
+    /// [`Daemon::wait_all_up`] as sorted `"unit state"` lines, for one `assert_eq!`.
+    pub fn wait_all_up_sorted(&mut self, log: &Path, timeout: Duration) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .wait_all_up(log, timeout)
+            .into_iter()
+            .map(|(n, s)| format!("{n} {s}"))
+            .collect();
+        lines.sort();
+        lines
+    }
+
     /// Waits until every unit is healthy (longrun) or completed (oneshot); panics with the
     /// states and the daemon log when one fails or time runs out.
     pub fn wait_all_up(&mut self, log: &Path, timeout: Duration) -> Vec<(String, String)> {

@@ -21,6 +21,48 @@ pub fn schema_sql() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common_logto/logto_schema.sql")
 }
 
+/// The `[stack]`, `[control]` and `[proxy]` tables of the daemon tests: domain
+/// example.test, air-gapped, everything under `dir` (`data`, `run`, `control.sock`), the
+/// proxy on 127.0.0.1:`https` with the internal CA; `stack_extra` adds `[stack]` lines.
+pub fn stack_tables(dir: &Path, https: u16, stack_extra: &str) -> String {
+    format!(
+        r#"
+[stack]
+{stack_extra}domain = "example.test"
+data_dir = "{data}"
+runtime_dir = "{run}"
+air_gapped = true
+
+[control]
+socket = "{sock}"
+
+[proxy]
+https = "127.0.0.1:{https}"
+tls = "internal"
+"#,
+        data = dir.join("data").display(),
+        run = dir.join("run").display(),
+        sock = dir.join("control.sock").display(),
+    )
+}
+
+/// Passwords of the `logto` and `lobechat` roles of [`Postgres::create_stack_dbs`].
+pub const LOGTO_DB_PASSWORD: &str = "logtoPw";
+pub const LOBECHAT_DB_PASSWORD: &str = "lobePw";
+
+/// The secrets store under `data` holding the passwords of [`Postgres::create_stack_dbs`]
+/// (what the postgres preset would have generated).
+pub fn stack_db_passwords(data: &Path) -> prometheus_stack::secrets::SecretStore {
+    let store = prometheus_stack::secrets::SecretStore::with_credentials(data, None);
+    store
+        .write("postgres-logto", LOGTO_DB_PASSWORD, None)
+        .unwrap();
+    store
+        .write("postgres-lobechat", LOBECHAT_DB_PASSWORD, None)
+        .unwrap();
+    store
+}
+
 /// A running PostgreSQL in a temporary folder; stopped (SIGINT, fast shutdown) on drop.
 pub struct Postgres {
     pub port: u16,
@@ -157,6 +199,12 @@ impl Postgres {
         .unwrap();
         self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {name}"))
             .unwrap();
+    }
+
+    /// The `logto` and `lobechat` roles and databases, as the postgres preset makes them.
+    pub fn create_stack_dbs(&self) {
+        self.create_db("logto", LOGTO_DB_PASSWORD);
+        self.create_db("lobechat", LOBECHAT_DB_PASSWORD);
     }
 
     /// Loads the Logto-shaped fixture into `db`, owned by `owner` (as the seed would).
