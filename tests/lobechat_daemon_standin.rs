@@ -7,7 +7,10 @@ mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;
-use common_logto::{stack_db_passwords, stack_tables, standins, Postgres};
+use common_logto::{
+    app_tables, lobechat_db_env, logto_db_env, stack_db_passwords, stack_tables, standins,
+    AppPorts, Apps, Postgres,
+};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
@@ -164,7 +167,6 @@ fn run_daemon(edition: &str, p: Ports) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     assert!(!data.exists(), "the data dir starts empty");
-    let node = standins::node();
     let logto_rel = standins::logto_release(dir.path());
     let lobe_rel = standins::lobechat_release(
         dir.path(),
@@ -184,31 +186,21 @@ fn run_daemon(edition: &str, p: Ports) {
     std::fs::write(
         &config,
         format!(
-            r#"{tables}
-[services.logto]
-preset = "logto"
-release_dir = "{logto_rel}"
-node = "{node}"
-port = {logto}
-ports = {{ admin = {admin} }}
-env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{pg}/logto" }}
-
-[services.lobechat]
-preset = "lobechat"
-edition = "{edition}"
-release_dir = "{lobe_rel}"
-node = "{node}"
-port = {lobe}
-env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:{pg}/lobechat" }}
-"#,
-            tables = stack_tables(dir.path(), p.https, ""),
-            logto_rel = logto_rel.display(),
-            lobe_rel = lobe_rel.display(),
-            node = node.display(),
-            pg = p.pg,
-            logto = p.logto,
-            admin = p.admin,
-            lobe = p.lobe,
+            "{}{}",
+            stack_tables(dir.path(), p.https, ""),
+            app_tables(
+                &Apps::Native {
+                    logto: &logto_rel,
+                    lobechat: &lobe_rel,
+                },
+                &AppPorts {
+                    logto: p.logto,
+                    admin: p.admin,
+                    lobechat: p.lobe,
+                },
+                &logto_db_env(p.pg),
+                &format!("edition = \"{edition}\"\n{}", lobechat_db_env(p.pg)),
+            ),
         ),
     )
     .unwrap();

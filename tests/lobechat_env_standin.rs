@@ -5,7 +5,7 @@
 mod common;
 mod common_logto;
 
-use common_logto::{direct, standins};
+use common_logto::{app_tables, direct, logto_db_env, standins, AppPorts, Apps};
 use prometheus_stack::config::load_str;
 use prometheus_stack::plan::{build, BuildOptions, Plan};
 use prometheus_stack::secrets::SecretStore;
@@ -27,7 +27,6 @@ fn config(
     p: &Ports,
     extra: &str,
 ) -> String {
-    let node = standins::node();
     format!(
         r#"
 [stack]
@@ -38,31 +37,21 @@ air_gapped = true
 [proxy]
 https = "127.0.0.1:27443"
 tls = "internal"
-
-[services.logto]
-preset = "logto"
-release_dir = "{rel}"
-node = "{node}"
-port = {logto}
-ports = {{ admin = {admin} }}
-env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{pg}/logto" }}
-
-[services.lobechat]
-preset = "lobechat"
-edition = "{edition}"
-release_dir = "{lobe_rel}"
-node = "{node}"
-port = {lobe}
-{extra}
-"#,
+{apps}"#,
         data = data.display(),
-        rel = rel.display(),
-        lobe_rel = lobe_rel.display(),
-        node = node.display(),
-        pg = p.pg,
-        logto = p.logto,
-        admin = p.admin,
-        lobe = p.lobe,
+        apps = app_tables(
+            &Apps::Native {
+                logto: rel,
+                lobechat: lobe_rel,
+            },
+            &AppPorts {
+                logto: p.logto,
+                admin: p.admin,
+                lobechat: p.lobe,
+            },
+            &logto_db_env(p.pg),
+            &format!("edition = \"{edition}\"\n{extra}"),
+        ),
     )
 }
 

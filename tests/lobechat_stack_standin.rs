@@ -10,7 +10,7 @@ mod common_logto;
 
 use common_logto::browser::{assert_signed_in, login};
 use common_logto::daemon::Daemon;
-use common_logto::{stack_tables, standins};
+use common_logto::{app_tables, stack_tables, standins, AppPorts, Apps};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,6 @@ fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {
     // PostgreSQL runs as user postgres: its data dir must be reachable.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
-    let node = standins::node();
     let logto_rel = standins::logto_oidc_release(dir.path());
     let app = format!("https://lobe.example.test:{HTTPS}");
     let lobe_rel = standins::lobechat_release(
@@ -92,25 +91,22 @@ extensions = []
 preset = "rustfs"
 binary = "{rustfs}"
 port = {S3}
-
-[services.logto]
-preset = "logto"
-release_dir = "{logto_rel}"
-node = "{node}"
-port = 27501
-ports = {{ admin = 27502 }}
-
-[services.lobechat]
-preset = "lobechat"
-release_dir = "{lobe_rel}"
-node = "{node}"
-port = 27510
-"#,
+{apps}"#,
             tables = stack_tables(dir.path(), HTTPS, ""),
             rustfs = rustfs_standin(dir.path()).display(),
-            logto_rel = logto_rel.display(),
-            lobe_rel = lobe_rel.display(),
-            node = node.display(),
+            apps = app_tables(
+                &Apps::Native {
+                    logto: &logto_rel,
+                    lobechat: &lobe_rel,
+                },
+                &AppPorts {
+                    logto: 27501,
+                    admin: 27502,
+                    lobechat: 27510,
+                },
+                "",
+                "",
+            ),
         ),
     )
     .unwrap();

@@ -12,7 +12,10 @@ mod common_logto;
 
 use common_logto::browser::{assert_signed_in, browse, login};
 use common_logto::daemon::Daemon;
-use common_logto::{stack_db_passwords, stack_tables, standins, Postgres};
+use common_logto::{
+    app_tables, lobechat_db_env, logto_db_env, stack_db_passwords, stack_tables, standins,
+    AppPorts, Apps, Postgres,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -25,7 +28,6 @@ fn oidc_login_through_our_tls_proxy_with_oidc_provider_and_rp_standin() {
     pg.create_stack_dbs();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let node = standins::node();
     let logto_rel = standins::logto_oidc_release(dir.path());
     let lobe_rel = standins::lobechat_release(
         dir.path(),
@@ -38,26 +40,21 @@ fn oidc_login_through_our_tls_proxy_with_oidc_provider_and_rp_standin() {
     std::fs::write(
         &config,
         format!(
-            r#"{tables}
-[services.logto]
-preset = "logto"
-release_dir = "{logto}"
-node = "{node}"
-port = 27301
-ports = {{ admin = 27302 }}
-env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{PG}/logto" }}
-
-[services.lobechat]
-preset = "lobechat"
-release_dir = "{lobe}"
-node = "{node}"
-port = 27310
-env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:{PG}/lobechat" }}
-"#,
-            tables = stack_tables(dir.path(), HTTPS, ""),
-            logto = logto_rel.display(),
-            lobe = lobe_rel.display(),
-            node = node.display(),
+            "{}{}",
+            stack_tables(dir.path(), HTTPS, ""),
+            app_tables(
+                &Apps::Native {
+                    logto: &logto_rel,
+                    lobechat: &lobe_rel,
+                },
+                &AppPorts {
+                    logto: 27301,
+                    admin: 27302,
+                    lobechat: 27310,
+                },
+                &logto_db_env(PG),
+                &lobechat_db_env(PG),
+            ),
         ),
     )
     .unwrap();

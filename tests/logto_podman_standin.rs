@@ -8,7 +8,10 @@ mod common;
 mod common_logto;
 
 use common_logto::daemon::Daemon;
-use common_logto::{image, stack_db_passwords, stack_tables, Postgres};
+use common_logto::{
+    app_tables, image, lobechat_db_env, logto_db_env, stack_db_passwords, stack_tables, AppPorts,
+    Apps, Postgres,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -36,23 +39,21 @@ fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
     std::fs::write(
         &config,
         format!(
-            r#"{tables}
-[services.logto]
-preset = "logto"
-runtime = "podman"
-image = "{logto_image}"
-port = 27601
-ports = {{ admin = 27602 }}
-env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:27141/logto" }}
-
-[services.lobechat]
-preset = "lobechat"
-runtime = "podman"
-image = "{lobe_image}"
-port = 27610
-env = {{ DATABASE_URL = "postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:27141/lobechat" }}
-"#,
-            tables = stack_tables(dir.path(), 27447, "name = \"pstest-logto\"\n"),
+            "{}{}",
+            stack_tables(dir.path(), 27447, "name = \"pstest-logto\"\n"),
+            app_tables(
+                &Apps::Podman {
+                    logto: &logto_image,
+                    lobechat: &lobe_image,
+                },
+                &AppPorts {
+                    logto: 27601,
+                    admin: 27602,
+                    lobechat: 27610,
+                },
+                &logto_db_env(27141),
+                &lobechat_db_env(27141),
+            ),
         ),
     )
     .unwrap();

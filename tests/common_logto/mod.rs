@@ -46,6 +46,81 @@ tls = "internal"
     )
 }
 
+/// How the Logto and LobeChat stand-ins run: native releases or podman images.
+pub enum Apps<'a> {
+    Native { logto: &'a Path, lobechat: &'a Path },
+    Podman { logto: &'a str, lobechat: &'a str },
+}
+
+/// Where the Logto (public and admin) and LobeChat stand-ins listen.
+pub struct AppPorts {
+    pub logto: u16,
+    pub admin: u16,
+    pub lobechat: u16,
+}
+
+/// `[services.logto]` and `[services.lobechat]` running `apps` on `ports`; the extras add
+/// lines to each table (e.g. [`logto_db_env`], [`lobechat_db_env`], `edition`).
+pub fn app_tables(
+    apps: &Apps,
+    ports: &AppPorts,
+    logto_extra: &str,
+    lobechat_extra: &str,
+) -> String {
+    let (logto_run, lobechat_run) = match apps {
+        Apps::Native { logto, lobechat } => {
+            let node = standins::node();
+            (
+                format!(
+                    "release_dir = \"{}\"\nnode = \"{}\"",
+                    logto.display(),
+                    node.display()
+                ),
+                format!(
+                    "release_dir = \"{}\"\nnode = \"{}\"",
+                    lobechat.display(),
+                    node.display()
+                ),
+            )
+        }
+        Apps::Podman { logto, lobechat } => (
+            format!("runtime = \"podman\"\nimage = \"{logto}\""),
+            format!("runtime = \"podman\"\nimage = \"{lobechat}\""),
+        ),
+    };
+    format!(
+        r#"
+[services.logto]
+preset = "logto"
+{logto_run}
+port = {logto}
+ports = {{ admin = {admin} }}
+{logto_extra}
+
+[services.lobechat]
+preset = "lobechat"
+{lobechat_run}
+port = {lobechat}
+{lobechat_extra}
+"#,
+        logto = ports.logto,
+        admin = ports.admin,
+        lobechat = ports.lobechat,
+    )
+}
+
+/// Logto's `env.DB_URL` for the test's PostgreSQL on `pg` (password from the store).
+pub fn logto_db_env(pg: u16) -> String {
+    format!(
+        "env = {{ DB_URL = \"postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{pg}/logto\" }}"
+    )
+}
+
+/// LobeChat's `env.DATABASE_URL` for the test's PostgreSQL on `pg` (password from the store).
+pub fn lobechat_db_env(pg: u16) -> String {
+    format!("env = {{ DATABASE_URL = \"postgres://lobechat:${{secret:postgres-lobechat}}@127.0.0.1:{pg}/lobechat\" }}")
+}
+
 /// Passwords of the `logto` and `lobechat` roles of [`Postgres::create_stack_dbs`].
 pub const LOGTO_DB_PASSWORD: &str = "logtoPw";
 pub const LOBECHAT_DB_PASSWORD: &str = "lobePw";
