@@ -7,48 +7,19 @@
 
 mod common;
 mod common_logto;
+mod common_objects;
 
 use common_logto::browser::{assert_signed_in, login};
 use common_logto::daemon::Daemon;
 use common_logto::{app_tables, stack_tables, standins, AppPorts, Apps};
+use common_objects::rustfs_standin;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const HTTPS: u16 = 27446;
 const PG: u16 = 27151;
 const S3: u16 = 27160;
-
-fn deps() -> PathBuf {
-    PathBuf::from(
-        std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
-    )
-}
-
-/// The rustfs binary's place taken by the object-store helper's stand-in (moto inside).
-fn rustfs_standin(dir: &Path) -> PathBuf {
-    let python = deps().join("venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run tests/setup.sh",
-        python.display()
-    );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common_objects/rustfs_standin.py");
-    let bin = dir.join("rustfs");
-    std::fs::write(
-        &bin,
-        format!(
-            "#!/bin/sh\nexec {} {} \"$@\"\n",
-            python.display(),
-            script.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
 
 #[test]
 fn run_on_an_empty_data_dir_brings_the_whole_stack_up_with_standins() {

@@ -8,36 +8,18 @@
 mod common;
 mod common_objects;
 
-use common_objects::{curl_async, require, tls_args};
+use common_objects::{curl_async, rustfs_standin, tls_args};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
 use prometheus_stack::stack::objects::s3::{object_path, S3Client, S3Credentials};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 26320;
 const HTTPS_PORT: u16 = 26445;
 const EXE: &str = env!("CARGO_BIN_EXE_prometheus-stack");
-
-fn standin_binary(dir: &Path) -> PathBuf {
-    let python = require("venv/bin/python");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common_objects/rustfs_standin.py");
-    let bin = dir.join("rustfs");
-    std::fs::write(
-        &bin,
-        format!(
-            "#!/bin/sh\nexec {} {} \"$@\"\n",
-            python.display(),
-            script.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
 
 fn status_json(config: &Path) -> Option<serde_json::Value> {
     let out = Command::new(EXE)
@@ -78,7 +60,7 @@ async fn daemon_runs_rustfs_preset_and_objects_init_with_rustfs_standin() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = tmp.path().join("data");
-    let bin = standin_binary(tmp.path());
+    let bin = rustfs_standin(tmp.path());
     let config = tmp.path().join("stack.toml");
     std::fs::write(
         &config,

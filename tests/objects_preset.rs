@@ -4,7 +4,7 @@
 
 mod common_objects;
 
-use common_objects::{plan, plan_error, run_unit_task, task_ctx};
+use common_objects::{objects_config, plan, plan_error, run_unit_task, task_ctx};
 use prometheus_stack::config::load_str;
 use prometheus_stack::plan::{
     Condition, EnvValue, Exec, Probe, RouteAction, Runtime, SecretKind, UnitKind,
@@ -14,23 +14,6 @@ use prometheus_stack::stack::PresetCtx;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 
-fn config(data: &str, objects: &str) -> String {
-    format!(
-        r#"
-[stack]
-domain = "example.com"
-data_dir = "{data}"
-
-[proxy]
-https = "127.0.0.1:26443"
-tls = "internal"
-
-[services.objects]
-{objects}
-"#
-    )
-}
-
 fn env_text(env: &BTreeMap<String, EnvValue>, k: &str) -> String {
     env.get(k)
         .unwrap_or_else(|| panic!("{k} missing from {env:?}"))
@@ -39,7 +22,7 @@ fn env_text(env: &BTreeMap<String, EnvValue>, k: &str) -> String {
 
 #[test]
 fn rustfs_native_preset_command_env_health_stop_secrets() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"rustfs\"\nbinary = \"/opt/rustfs/bin/rustfs\"\nuser = \"nobody\"",
     ));
@@ -106,7 +89,7 @@ fn rustfs_native_preset_command_env_health_stop_secrets() {
 
 #[test]
 fn objects_init_is_a_oneshot_after_the_store_is_healthy() {
-    let p = plan(&config("/srv/ps", "preset = \"rustfs\""));
+    let p = plan(&objects_config("/srv/ps", "preset = \"rustfs\""));
     let name = init_unit_name("objects");
     assert_eq!(name, "objects-init");
     let i = p.unit(&name).expect("init unit");
@@ -130,7 +113,7 @@ fn objects_init_is_a_oneshot_after_the_store_is_healthy() {
 
 #[test]
 fn bucket_route_is_same_origin_with_its_own_body_limit() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"rustfs\"\nport = 26100\nbucket = \"uploads\"",
     ));
@@ -158,7 +141,7 @@ fn bucket_route_is_same_origin_with_its_own_body_limit() {
 
 #[test]
 fn rustfs_podman_preset_keeps_data_under_data_dir() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"rustfs\"\nruntime = \"podman\"",
     ));
@@ -192,7 +175,7 @@ fn rustfs_podman_preset_keeps_data_under_data_dir() {
 
 #[test]
 fn minio_preset_command_and_env_standin_checks() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"minio\"\nbinary = \"/usr/local/bin/minio\"\nport = 26200",
     ));
@@ -237,7 +220,7 @@ fn minio_preset_command_and_env_standin_checks() {
 
 #[test]
 fn minio_podman_preset_command_standin_checks() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"minio\"\nruntime = \"podman\"",
     ));
@@ -266,13 +249,16 @@ fn minio_podman_preset_command_standin_checks() {
 
 #[test]
 fn bad_bucket_name_is_reported_at_its_key() {
-    let e = plan_error(&config(
+    let e = plan_error(&objects_config(
         "/srv/ps",
         "preset = \"rustfs\"\nbucket = \"Lobe_Files\"",
     ));
     assert!(e.contains("services.objects.bucket"), "{e}");
     assert!(e.contains("not a valid S3 bucket name"), "{e}");
-    let e = plan_error(&config("/srv/ps", "preset = \"rustfs\"\nbucket = \"api\""));
+    let e = plan_error(&objects_config(
+        "/srv/ps",
+        "preset = \"rustfs\"\nbucket = \"api\"",
+    ));
     assert!(e.contains("services.objects.bucket"), "{e}");
     assert!(e.contains("shadow LobeChat"), "{e}");
 }
@@ -327,7 +313,7 @@ fn lobechat_ctx_env(toml: &str) -> Option<BTreeMap<String, EnvValue>> {
 
 #[test]
 fn lobechat_s3_env_uses_the_app_origin_and_path_style() {
-    let env = lobechat_ctx_env(&config(
+    let env = lobechat_ctx_env(&objects_config(
         "/srv/ps",
         "preset = \"minio\"\nbucket = \"uploads\"",
     ))
@@ -381,7 +367,7 @@ preset = "rustfs"
 fn prepare_creates_the_data_dir_owned_by_the_unit_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let p = plan(&config(
+    let p = plan(&objects_config(
         data.to_str().unwrap(),
         "preset = \"rustfs\"\nuser = \"nobody\"",
     ));
@@ -402,7 +388,7 @@ fn prepare_creates_the_data_dir_owned_by_the_unit_user() {
 
 #[test]
 fn podman_image_override_keeps_the_data_volume() {
-    let p = plan(&config(
+    let p = plan(&objects_config(
         "/srv/ps",
         "preset = \"rustfs\"\nruntime = \"podman\"\nimage = \"localhost/rustfs:test\"\nvolumes = [\"extra:/extra\"]",
     ));

@@ -9,7 +9,9 @@
 
 mod common_objects;
 
-use common_objects::{curl, moto, plan, run_unit_task, s3s_fs, spawn_moto, task_ctx, wait_port};
+use common_objects::{
+    curl, moto, objects_config, plan, run_unit_task, s3s_fs, spawn_moto, task_ctx, wait_port,
+};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::{
     check_public_read_policy, provision, CorsOutcome, InitError, InitSpec,
@@ -17,22 +19,6 @@ use prometheus_stack::stack::objects::init::{
 use prometheus_stack::stack::objects::s3::{object_path, S3Client, S3Credentials};
 use prometheus_stack::stack::objects::Flavor;
 use std::time::Duration;
-
-fn store_config(data: &str, preset: &str, port: u16) -> String {
-    format!(
-        r#"
-[stack]
-domain = "example.com"
-data_dir = "{data}"
-[proxy]
-https = "127.0.0.1:26443"
-tls = "internal"
-[services.objects]
-preset = "{preset}"
-port = {port}
-"#
-    )
-}
 
 fn write_root_key(data: &std::path::Path, user: &str, pass: &str) {
     let s = SecretStore::with_credentials(data, None);
@@ -62,7 +48,10 @@ async fn init_task_against_moto(preset: &str) {
     let m = moto();
     let tmp = tempfile::tempdir().unwrap();
     write_root_key(tmp.path(), "rootuser", "rootpassword123");
-    let p = plan(&store_config(tmp.path().to_str().unwrap(), preset, m.port));
+    let p = plan(&objects_config(
+        tmp.path().to_str().unwrap(),
+        &format!("preset = \"{preset}\"\nport = {}", m.port),
+    ));
 
     let (ctx, lines) = task_ctx(&p, "objects-init", tmp.path());
     run_unit_task(ctx).await.expect("first run");

@@ -5,35 +5,15 @@
 
 mod common_objects;
 
-use common_objects::{plan, require, run_unit_task, task_ctx};
+use common_objects::{plan, run_unit_task, rustfs_standin, task_ctx};
 use prometheus_stack::plan::{Exec, Probe};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
 use prometheus_stack::stack::objects::s3::{S3Client, S3Credentials};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 26310;
-
-/// Writes an executable `rustfs` that runs the stand-in with the test venv's python.
-fn standin_binary(dir: &std::path::Path) -> std::path::PathBuf {
-    let python = require("venv/bin/python");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/common_objects/rustfs_standin.py");
-    let bin = dir.join("rustfs");
-    std::fs::write(
-        &bin,
-        format!(
-            "#!/bin/sh\nexec {} {} \"$@\"\n",
-            python.display(),
-            script.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
 
 struct Kill(std::process::Child);
 impl Drop for Kill {
@@ -47,7 +27,7 @@ impl Drop for Kill {
 async fn rustfs_preset_unit_and_init_against_rustfs_standin() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let bin = standin_binary(tmp.path());
+    let bin = rustfs_standin(tmp.path());
     let p = plan(&format!(
         r#"
 [stack]

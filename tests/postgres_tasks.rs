@@ -25,14 +25,11 @@ fn postgres_uid() -> u32 {
 async fn first_start_initdb_roles_isolation_and_idempotent_second_start() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let plan = plan(
+    let plan = pg_plan(
         dir.path(),
-        &pg_toml(
-            dir.path(),
-            &pg15_bin(),
-            port,
-            "extensions = []\nsettings = { shared_buffers = \"32MB\", work_mem = \"8MB\" }",
-        ),
+        &pg15_bin(),
+        port,
+        "extensions = []\nsettings = { shared_buffers = \"32MB\", work_mem = \"8MB\" }",
     );
     let c = Ctx::new(&plan, "postgres", store(&plan));
     let data = plan.stack.data_dir.join("postgres");
@@ -154,10 +151,7 @@ async fn first_start_initdb_roles_isolation_and_idempotent_second_start() {
 async fn missing_extension_names_the_package() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let plan15 = plan(
-        dir.path(),
-        &pg_toml(dir.path(), &pg15_bin(), port, "extensions = [\"vector\"]"),
-    );
+    let plan15 = pg_plan(dir.path(), &pg15_bin(), port, "extensions = [\"vector\"]");
     let c = Ctx::new(&plan15, "postgres", store(&plan15));
     let _srv = prepare_and_start(&plan15, &c, &dir.path().join("pg.log"), UP).await;
     let ci = Ctx::new(&plan15, "postgres-init", store(&plan15));
@@ -181,14 +175,11 @@ async fn missing_extension_names_the_package() {
 async fn vector_extension_created_for_real_with_pgvector_build() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let plan = plan(
+    let plan = pg_plan(
         dir.path(),
-        &pg_toml(
-            dir.path(),
-            &pgvector_bin(),
-            port,
-            "extensions = [\"vector\"]",
-        ),
+        &pgvector_bin(),
+        port,
+        "extensions = [\"vector\"]",
     );
     let c = Ctx::new(&plan, "postgres", store(&plan));
     prepare(&plan, &c).await.expect("initdb with PostgreSQL 18");
@@ -235,10 +226,7 @@ async fn vector_extension_created_for_real_with_pgvector_build() {
 async fn live_foreign_postmaster_is_refused_untouched_and_stale_pid_recovered() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let plan = plan(
-        dir.path(),
-        &pg_toml(dir.path(), &pg15_bin(), port, "extensions = []"),
-    );
+    let plan = pg_plan(dir.path(), &pg15_bin(), port, "extensions = []");
     let c = Ctx::new(&plan, "postgres", store(&plan));
     let data = plan.stack.data_dir.join("postgres");
     let mut srv = prepare_and_start(&plan, &c, &dir.path().join("pg.log"), UP).await;
@@ -380,10 +368,7 @@ async fn rotation_changes_password_and_restarts_consumers() {
 async fn systemd_credential_wins_for_the_superuser_password() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let plan = plan(
-        dir.path(),
-        &pg_toml(dir.path(), &pg15_bin(), port, "extensions = []"),
-    );
+    let plan = pg_plan(dir.path(), &pg15_bin(), port, "extensions = []");
     let creds = dir.path().join("credentials");
     std::fs::create_dir(&creds).unwrap();
     std::fs::write(
@@ -422,11 +407,11 @@ async fn systemd_credential_wins_for_the_superuser_password() {
 async fn data_dir_of_another_major_version_is_refused() {
     let dir = reachable_tempdir();
     let port = free_port();
-    let p18 = plan(dir.path(), &pg_toml(dir.path(), &pgvector_bin(), port, ""));
+    let p18 = pg_plan(dir.path(), &pgvector_bin(), port, "");
     prepare(&p18, &Ctx::new(&p18, "postgres", store(&p18)))
         .await
         .expect("initdb with PostgreSQL 18");
-    let p15 = plan(dir.path(), &pg_toml(dir.path(), &pg15_bin(), port, ""));
+    let p15 = pg_plan(dir.path(), &pg15_bin(), port, "");
     let e = prepare(&p15, &Ctx::new(&p15, "postgres", store(&p15)))
         .await
         .unwrap_err();

@@ -47,6 +47,46 @@ pub fn wait_port(port: u16, within: Duration) {
     }
 }
 
+/// Writes an executable `rustfs` into `dir` that runs the stand-in
+/// (tests/common_objects/rustfs_standin.py) with the test venv's python.
+pub fn rustfs_standin(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let python = require("venv/bin/python");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common_objects/rustfs_standin.py");
+    let bin = dir.join("rustfs");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nexec {} {} \"$@\"\n",
+            python.display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// A stack on example.com (proxy on 127.0.0.1:26443, internal CA) whose data dir is
+/// `data`, with `[services.objects]` made of the `objects` lines.
+pub fn objects_config(data: &str, objects: &str) -> String {
+    format!(
+        r#"
+[stack]
+domain = "example.com"
+data_dir = "{data}"
+
+[proxy]
+https = "127.0.0.1:26443"
+tls = "internal"
+
+[services.objects]
+{objects}
+"#
+    )
+}
+
 /// A child process killed when dropped.
 pub struct Server {
     pub child: Child,

@@ -81,6 +81,11 @@ pub fn pg_toml(dir: &Path, bin: &Path, port: u16, extra: &str) -> String {
     )
 }
 
+/// [`plan`] of [`pg_toml`]: a stack of one postgres unit.
+pub fn pg_plan(dir: &Path, bin: &Path, port: u16, extra: &str) -> Plan {
+    plan(dir, &pg_toml(dir, bin, port, extra))
+}
+
 /// A task context whose log lines are kept for assertions.
 pub struct Ctx {
     pub ctx: TaskContext,
