@@ -363,6 +363,28 @@ async fn max_used_restarts_the_unit_after_grace_and_counts_it() {
     kill_tree(sh, pid);
 }
 
+/// Without GPU monitoring a unit's GPU policy (8 GiB free, `max_used`) never holds it, and
+/// the metrics say monitoring is unavailable with no DCGM series; returns the metrics text.
+fn open_gate_and_no_gpu_series(m: &GpuMonitor, max_used: Option<u64>) -> String {
+    let mut unit = unit_named("ollama");
+    unit.gpu = Some(GpuPolicy {
+        min_free: Some(8 * GIB),
+        max_used,
+        grace: Duration::from_secs(1),
+        wait_timeout: Duration::from_secs(1),
+    });
+    assert_eq!(m.gpu_gate().check(&unit), Gate::Open);
+    let metrics = Metrics::new();
+    metrics.add(Arc::new(GpuMetrics::new(m.subscribe(), 90)));
+    let text = metrics.render();
+    assert!(
+        text.contains("prometheus_stack_gpu_monitoring_available 0"),
+        "{text}"
+    );
+    assert!(!text.contains("DCGM_"), "{text}");
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_library_gives_one_line_and_no_gpu_series() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,22 +409,7 @@ async fn missing_library_gives_one_line_and_no_gpu_series() {
             && line.ends_with("(is the NVIDIA driver installed?)"),
         "{line}"
     );
-    let mut unit = unit_named("ollama");
-    unit.gpu = Some(GpuPolicy {
-        min_free: Some(8 * GIB),
-        max_used: Some(GIB),
-        grace: Duration::from_secs(1),
-        wait_timeout: Duration::from_secs(1),
-    });
-    assert_eq!(m.gpu_gate().check(&unit), Gate::Open);
-    let metrics = Metrics::new();
-    metrics.add(Arc::new(GpuMetrics::new(m.subscribe(), 90)));
-    let text = metrics.render();
-    assert!(
-        text.contains("prometheus_stack_gpu_monitoring_available 0"),
-        "{text}"
-    );
-    assert!(!text.contains("DCGM_"), "{text}");
+    let text = open_gate_and_no_gpu_series(&m, Some(GIB));
     assert!(!text.contains("prometheus_stack_unit_gpu"), "{text}");
 }
 
@@ -522,21 +529,6 @@ async fn enabled_off_never_loads_nvml_and_holds_nothing() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(m.snapshot().availability, Availability::Disabled);
-    let mut unit = unit_named("ollama");
-    unit.gpu = Some(GpuPolicy {
-        min_free: Some(8 * GIB),
-        max_used: None,
-        grace: Duration::from_secs(1),
-        wait_timeout: Duration::from_secs(1),
-    });
-    assert_eq!(m.gpu_gate().check(&unit), Gate::Open);
-    let metrics = Metrics::new();
-    metrics.add(Arc::new(GpuMetrics::new(m.subscribe(), 90)));
-    let text = metrics.render();
-    assert!(
-        text.contains("prometheus_stack_gpu_monitoring_available 0"),
-        "{text}"
-    );
-    assert!(!text.contains("DCGM_"), "{text}");
+    open_gate_and_no_gpu_series(&m, None);
     assert!(fake.calls().is_empty(), "{:?}", fake.calls());
 }

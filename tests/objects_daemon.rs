@@ -8,10 +8,10 @@
 mod common;
 mod common_objects;
 
-use common_objects::{curl_async, rustfs_standin, tls_args};
+use common_objects::{curl_async, root_client, rustfs_standin, tls_args};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
-use prometheus_stack::stack::objects::s3::{object_path, S3Client, S3Credentials};
+use prometheus_stack::stack::objects::s3::object_path;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -128,15 +128,7 @@ port = {PORT}
 
     // The daemon generated the root key; the bucket is provisioned under it.
     let store = SecretStore::with_credentials(&data, None);
-    let c = S3Client::new(
-        &format!("http://127.0.0.1:{PORT}"),
-        S3Credentials {
-            access_key: store.read("objects-root-user").unwrap(),
-            secret_key: store.read("objects-root-password").unwrap(),
-            region: "us-east-1".into(),
-        },
-    )
-    .unwrap();
+    let c = root_client(&store, PORT);
     check_public_read_policy(&c.get_bucket_policy("lobe").await.unwrap(), "lobe").unwrap();
 
     // Through the daemon's own TLS proxy on the app origin: an uploaded object is read

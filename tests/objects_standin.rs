@@ -5,7 +5,7 @@
 
 mod common_objects;
 
-use common_objects::{plan, run_unit_task, rustfs_standin, task_ctx};
+use common_objects::{plan, root_client, run_unit_task, rustfs_standin, task_ctx};
 use prometheus_stack::plan::{Exec, Probe};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
@@ -108,15 +108,7 @@ port = {PORT}
     let log = lines.lock().unwrap().join("\n");
     assert!(log.contains("bucket lobe created"), "{log}");
 
-    let root = S3Client::new(
-        &format!("http://127.0.0.1:{PORT}"),
-        S3Credentials {
-            access_key: store.read("objects-root-user").unwrap(),
-            secret_key: store.read("objects-root-password").unwrap(),
-            region: "us-east-1".into(),
-        },
-    )
-    .unwrap();
+    let root = root_client(&store, PORT);
     check_public_read_policy(&root.get_bucket_policy("lobe").await.unwrap(), "lobe").unwrap();
     // Another key is refused by the stand-in: init really used the root key.
     let other = S3Client::new(

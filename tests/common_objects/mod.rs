@@ -87,6 +87,22 @@ tls = "internal"
     )
 }
 
+/// An S3 client on 127.0.0.1:`port` with the store's root key (objects-root-*).
+pub fn root_client(
+    store: &SecretStore,
+    port: u16,
+) -> prometheus_stack::stack::objects::s3::S3Client {
+    prometheus_stack::stack::objects::s3::S3Client::new(
+        &format!("http://127.0.0.1:{port}"),
+        prometheus_stack::stack::objects::s3::S3Credentials {
+            access_key: store.read("objects-root-user").unwrap(),
+            secret_key: store.read("objects-root-password").unwrap(),
+            region: "us-east-1".into(),
+        },
+    )
+    .unwrap()
+}
+
 /// A child process killed when dropped.
 pub struct Server {
     pub child: Child,
