@@ -111,14 +111,7 @@ fn domain_change_by_reload(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(
-        pg.psql(
-            "logto",
-            "SELECT count(*) FROM applications WHERE type = 'Traditional'"
-        )
-        .unwrap(),
-        "1"
-    );
+    pg.assert_one_traditional_app();
 }
 
 /// `secrets rotate lobechat-oidc-client-secret`: Logto gets the new value (through the

@@ -175,14 +175,7 @@ async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
         serde_json::json!(["https://lobe.other.test:27443/api/auth/callback/logto"])
     );
     assert_eq!(oidc["backchannelLogoutUri"], "https://keep.me/logout");
-    assert_eq!(
-        pg.psql(
-            "logto",
-            "SELECT count(*) FROM applications WHERE type = 'Traditional'"
-        )
-        .unwrap(),
-        "1"
-    );
+    pg.assert_one_traditional_app();
     assert_eq!(
         pg.psql("logto", "SELECT count(*) FROM applications")
             .unwrap(),

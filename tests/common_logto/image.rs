@@ -4,19 +4,10 @@
 //! images' own WORKDIR / ENTRYPOINT / CMD.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn standin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/standins")
-        .join(name)
-}
-
-fn put(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-    std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
-}
+use super::standins::{put, standin};
 
 fn require(p: &str) {
     assert!(

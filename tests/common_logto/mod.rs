@@ -288,6 +288,18 @@ impl Postgres {
         self.psql(db, &format!("SET ROLE {owner};\n{sql}")).unwrap();
     }
 
+    /// Exactly one Traditional (web) application in Logto: provisioning never made a second.
+    pub fn assert_one_traditional_app(&self) {
+        assert_eq!(
+            self.psql(
+                "logto",
+                "SELECT count(*) FROM applications WHERE type = 'Traditional'"
+            )
+            .unwrap(),
+            "1"
+        );
+    }
+
     /// `postgres://USER:PASSWORD@127.0.0.1:PORT/DB` (password percent-encoded).
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {
         let pw: String =

@@ -3,13 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-fn standin(name: &str) -> PathBuf {
+/// A stand-in program from tests/standins/.
+pub(super) fn standin(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/standins")
         .join(name)
 }
 
-fn put(src: &Path, dst: &Path) {
+/// Copies `src` to `dst`, creating `dst`'s folder.
+pub(super) fn put(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::copy(src, dst)
         .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
