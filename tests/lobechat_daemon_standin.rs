@@ -40,23 +40,6 @@ fn http_status(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-fn status_of(d: &Daemon, unit: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
-        .arg("--config")
-        .arg(&d.config)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["units"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == unit)
-        .cloned()
-        .unwrap()
-}
-
 /// A new [stack].domain + `reload`: provisioning moves the client's URIs in Logto, and
 /// LobeChat restarts with the new APP_URL and issuer (its stand-in checks both).
 fn domain_change_by_reload(
@@ -66,7 +49,7 @@ fn domain_change_by_reload(
     lobe_rel: &std::path::Path,
     p: &Ports,
 ) {
-    let restarts_before = status_of(d, "lobechat")["restarts"].as_u64().unwrap();
+    let restarts_before = d.unit_status("lobechat")["restarts"].as_u64().unwrap();
     let expect = json!({
         "edition": "v2",
         "equal": {
@@ -77,12 +60,7 @@ fn domain_change_by_reload(
     std::fs::write(lobe_rel.join("standin.json"), expect.to_string()).unwrap();
     let text = std::fs::read_to_string(config).unwrap();
     std::fs::write(config, text.replace("example.test", "other.test")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
-        .arg("--config")
-        .arg(config)
-        .arg("reload")
-        .output()
-        .unwrap();
+    let out = d.cli(&["reload"]);
     assert!(
         out.status.success(),
         "{}",
@@ -100,7 +78,7 @@ fn domain_change_by_reload(
                 "SELECT oidc_client_metadata->>'redirectUris' FROM applications WHERE id = 'prometheus-lobechat'",
             )
             .unwrap();
-        let lc = status_of(d, "lobechat");
+        let lc = d.unit_status("lobechat");
         let restarted = lc["restarts"].as_u64().unwrap() > restarts_before;
         if uris.replace(' ', "") == want && restarted && lc["state"] == "healthy" {
             break;
@@ -118,13 +96,8 @@ fn domain_change_by_reload(
 /// provisioning task), the store keeps it, LobeChat restarts with it.
 fn rotate_client_secret(d: &Daemon, pg: &Postgres, store: &prometheus_stack::secrets::SecretStore) {
     let old = store.read("lobechat-oidc-client-secret").unwrap();
-    let restarts_before = status_of(d, "lobechat")["restarts"].as_u64().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
-        .arg("--config")
-        .arg(&d.config)
-        .args(["secrets", "rotate", "lobechat-oidc-client-secret"])
-        .output()
-        .unwrap();
+    let restarts_before = d.unit_status("lobechat")["restarts"].as_u64().unwrap();
+    let out = d.cli(&["secrets", "rotate", "lobechat-oidc-client-secret"]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -145,7 +118,7 @@ fn rotate_client_secret(d: &Daemon, pg: &Postgres, store: &prometheus_stack::sec
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let lc = status_of(d, "lobechat");
+        let lc = d.unit_status("lobechat");
         if lc["restarts"].as_u64().unwrap() > restarts_before && lc["state"] == "healthy" {
             break;
         }

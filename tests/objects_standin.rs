@@ -5,7 +5,7 @@
 
 mod common_objects;
 
-use common_objects::{plan, root_client, run_unit_task, rustfs_standin, task_ctx};
+use common_objects::{objects_config, plan, root_client, run_unit_task, rustfs_standin, task_ctx};
 use prometheus_stack::plan::{Exec, Probe};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::stack::objects::init::check_public_read_policy;
@@ -28,21 +28,12 @@ async fn rustfs_preset_unit_and_init_against_rustfs_standin() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let bin = rustfs_standin(tmp.path());
-    let p = plan(&format!(
-        r#"
-[stack]
-domain = "example.com"
-data_dir = "{}"
-[proxy]
-https = "127.0.0.1:26443"
-tls = "internal"
-[services.objects]
-preset = "rustfs"
-binary = "{}"
-port = {PORT}
-"#,
-        data.display(),
-        bin.display()
+    let p = plan(&objects_config(
+        &data.display().to_string(),
+        &format!(
+            "preset = \"rustfs\"\nbinary = \"{}\"\nport = {PORT}",
+            bin.display()
+        ),
     ));
     // What the core does before starting units: every secret exists.
     let store = SecretStore::with_credentials(&data, None);

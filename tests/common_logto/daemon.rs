@@ -33,18 +33,40 @@ impl Daemon {
         }
     }
 
-    /// `status --json` → unit name → state (None while the socket is not up).
-    pub fn states(&self) -> Option<Vec<(String, String, Option<String>)>> {
-        let out = Command::new(bin())
+    /// Runs the CLI with `args` against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
             .arg("--config")
             .arg(&self.config)
-            .args(["status", "--json"])
+            .args(args)
             .output()
-            .ok()?;
+            .expect("run the cli")
+    }
+
+    /// `status --json` (None while the socket is not up).
+    pub fn status(&self) -> Option<Value> {
+        let out = self.cli(&["status", "--json"]);
         if !out.status.success() {
             return None;
         }
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// One unit's entry of `status --json`; panics when the daemon or unit is absent.
+    pub fn unit_status(&self, unit: &str) -> Value {
+        let v = self.status().expect("status --json answers");
+        v["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == unit)
+            .cloned()
+            .unwrap_or_else(|| panic!("no unit {unit} in {v}"))
+    }
+
+    /// `status --json` → unit name → state (None while the socket is not up).
+    pub fn states(&self) -> Option<Vec<(String, String, Option<String>)>> {
+        let v = self.status()?;
         Some(
             v["units"]
                 .as_array()?
