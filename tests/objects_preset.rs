@@ -2,6 +2,7 @@
 //! the objects-init unit, the same-origin bucket route and LobeChat's S3 env.
 //! MinIO cannot be installed here: its command and env are checked as built ("standin").
 
+mod common;
 mod common_objects;
 
 use common_objects::{objects_config, plan, plan_error, run_unit_task, task_ctx};

@@ -2,6 +2,7 @@
 //! (`https://lobe.example.com:PORT`) verify at s3s-fs, which checks SigV4 — so the proxy
 //! passed Host and path through untouched.
 
+mod common;
 mod common_objects;
 
 use common_objects::{curl_async, proxied_store_plan, s3s_fs, start_proxy, tls_args};

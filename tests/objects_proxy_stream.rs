@@ -3,6 +3,7 @@
 //! proves the bucket route's own body limit (5 GiB) applies over `[proxy] max_body`
 //! (100 MiB by default). Alone in its file so no other test shares the process.
 
+mod common;
 mod common_objects;
 
 use common_objects::{proxied_store_plan, s3s_fs, start_proxy, tls_args};

@@ -7,6 +7,7 @@
 //! those refusals are shown by s3s-fs (verifies SigV4, no policies) and by the stored
 //! document being exactly GetObject on BUCKET/*. MinIO and RustFS cannot be installed here.
 
+mod common;
 mod common_objects;
 
 use common_objects::{

