@@ -1,5 +1,6 @@
 //! `check`: every class of config error reported with its key and line, all at once.
 
+mod common;
 mod common_core;
 use common_core::*;
 

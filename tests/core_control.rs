@@ -1,6 +1,7 @@
 //! The control socket and CLI round trip, reload diffs (by CLI and SIGHUP), systemd notify,
 //! and the embedded default config.
 
+mod common;
 mod common_core;
 use common_core::*;
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,7 @@
 //! Supervisor lifecycle with real processes: ordering behind health gates, parallel start,
 //! backoff growth and reset, crash loop, health-failure restarts, oneshots.
 
+mod common;
 mod common_core;
 use common_core::*;
 use std::time::Duration;

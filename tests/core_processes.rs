@@ -2,6 +2,7 @@
 //! SIGTERM-ignoring grandchild, orphan reaping, nothing left after daemon SIGTERM, leftover
 //! cleanup after a daemon SIGKILL, and output that must not hurt the daemon.
 
+mod common;
 mod common_core;
 use common_core::*;
 use std::os::unix::process::CommandExt;

@@ -32,14 +32,9 @@ fn status_json(config: &Path) -> Option<serde_json::Value> {
 }
 
 fn unit_state(v: &serde_json::Value, name: &str) -> String {
-    v["units"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|u| u["name"] == name)
-        .and_then(|u| u["state"].as_str())
-        .unwrap_or("-")
-        .to_string()
+    common::status_unit(v, name)
+        .and_then(|u| u["state"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The daemon; on drop (also when an assertion failed) it gets SIGTERM first so that it

@@ -1,5 +1,6 @@
 //! Helpers shared by every area's tests (each area's own helpers are in tests/common_*/):
-//! where tests/setup.sh put the test dependencies, stopping the processes a test started.
+//! where tests/setup.sh put the test dependencies, units in status snapshots, stopping
+//! the processes a test started.
 #![allow(dead_code)]
 
 use nix::sys::signal::Signal;
@@ -12,6 +13,15 @@ pub fn deps() -> PathBuf {
     PathBuf::from(
         std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
     )
+}
+
+/// The unit `name` in a daemon status snapshot (`status --json`, `/v1/status`).
+pub fn status_unit(status: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    status["units"]
+        .as_array()?
+        .iter()
+        .find(|u| u["name"] == name)
+        .cloned()
 }
 
 /// Sends `sig` to `child` and waits up to `within` for it to exit; true when it did.

@@ -171,13 +171,7 @@ impl Stack {
     /// One unit's status.
     pub fn unit(&self, name: &str) -> Value {
         let s = self.status();
-        s["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no unit {name} in {s}"))
+        crate::common::status_unit(&s, name).unwrap_or_else(|| panic!("no unit {name} in {s}"))
     }
 
     /// Polls the snapshot until `f` holds; panics with the last snapshot and stderr.
@@ -261,10 +255,7 @@ impl Drop for Stack {
 
 /// The unit `name` in a snapshot.
 pub fn find(s: &Value, name: &str) -> Value {
-    s["units"]
-        .as_array()
-        .and_then(|a| a.iter().find(|u| u["name"] == name).cloned())
-        .unwrap_or(Value::Null)
+    crate::common::status_unit(s, name).unwrap_or(Value::Null)
 }
 
 /// Waits for a child with a timeout.

@@ -249,13 +249,7 @@ impl Daemon {
 
     /// One unit's entry in `status --json`.
     pub fn unit(&self, name: &str) -> serde_json::Value {
-        self.status()["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no unit {name}"))
+        crate::common::status_unit(&self.status(), name).unwrap_or_else(|| panic!("no unit {name}"))
     }
 
     /// `gpu --json` as JSON.

@@ -55,13 +55,7 @@ impl Daemon {
     /// One unit's entry of `status --json`; panics when the daemon or unit is absent.
     pub fn unit_status(&self, unit: &str) -> Value {
         let v = self.status().expect("status --json answers");
-        v["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["name"] == unit)
-            .cloned()
-            .unwrap_or_else(|| panic!("no unit {unit} in {v}"))
+        crate::common::status_unit(&v, unit).unwrap_or_else(|| panic!("no unit {unit} in {v}"))
     }
 
     /// `status --json` → unit name → state (None while the socket is not up).

@@ -59,12 +59,7 @@ impl Daemon {
 
     /// One unit's status.
     pub async fn unit(&self, name: &str) -> Option<Value> {
-        let s = self.status().await?;
-        s["units"]
-            .as_array()?
-            .iter()
-            .find(|u| u["name"] == name)
-            .cloned()
+        crate::common::status_unit(&self.status().await?, name)
     }
 
     /// Polls until `check` accepts the unit's status; panics with the daemon log on timeout.

@@ -242,11 +242,7 @@ impl Daemon {
 
     /// One unit's status object.
     pub fn unit(&self, name: &str) -> Option<serde_json::Value> {
-        self.status()?["units"]
-            .as_array()?
-            .iter()
-            .find(|u| u["name"] == name)
-            .cloned()
+        crate::common::status_unit(&self.status()?, name)
     }
 
     /// Waits until `pred` holds for the unit's status; panics with the last one.
