@@ -34,7 +34,11 @@ starts units in dependency order behind health gates, restarts them with backoff
 stops them cleanly, and answers a control socket.
 
 Config: --config FILE, else /etc/prometheus-stack/stack.toml, else an embedded default \
-for local use (data in ./prometheus-stack-data, ports above 1024).";
+for local use (data in ./prometheus-stack-data, ports above 1024).
+
+Not built yet: the backup, restore and doctor commands; a dedicated S3 access key for \
+LobeChat (it uses the object store's root key, and `status` says so); the postgres \
+preset in a podman container (it runs natively).";
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
