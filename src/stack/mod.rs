@@ -2,7 +2,10 @@
 
 use crate::config::model::{ConfigFile, ServiceSection};
 use crate::config::Issue;
-use crate::plan::{Route, SecretSpec, StackInfo, Unit};
+use crate::plan::{
+    blank_unit, Backoff, Condition, Dependency, Exec, RestartPolicy, Route, SecretSpec, StackInfo,
+    Unit, UnitKind,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -75,4 +78,23 @@ fn unknown(preset: &str, ctx: &PresetCtx) -> Expansion {
         ),
     ));
     e
+}
+
+/// A provisioning oneshot (`NAME-init`) that runs `exec` once `server` is healthy and is
+/// retried on failure, 1 s doubling to 30 s: the server may still be settling.
+pub(crate) fn init_unit(name: &str, key: &str, origin: &str, server: &str, exec: Exec) -> Unit {
+    let mut u = blank_unit(name, key, origin);
+    u.kind = UnitKind::Oneshot;
+    u.exec = exec;
+    u.depends_on.push(Dependency {
+        unit: server.to_string(),
+        condition: Condition::Healthy,
+    });
+    u.restart = RestartPolicy::OnFailure;
+    u.backoff = Backoff {
+        initial: std::time::Duration::from_secs(1),
+        max: std::time::Duration::from_secs(30),
+        reset_after: std::time::Duration::from_secs(60),
+    };
+    u
 }

@@ -7,10 +7,7 @@
 
 use super::s3::{S3Client, S3Credentials, S3Error};
 use super::{Flavor, PresetCtx, REGION, ROOT_PASSWORD_SECRET, ROOT_USER_SECRET};
-use crate::plan::{
-    blank_unit, Backoff, Condition, CrashLoop, Dependency, Exec, RestartPolicy, Task, TaskContext,
-    Unit, UnitKind,
-};
+use crate::plan::{CrashLoop, Exec, Task, TaskContext, Unit};
 use crate::secrets::SecretError;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -65,27 +62,13 @@ pub enum CorsOutcome {
 
 /// The objects-init unit: after the store is healthy; restarted on failure with backoff.
 pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
-    let mut u = blank_unit(
-        name,
-        &ctx.key,
-        &format!("preset {} (objects-init)", spec.flavor.preset()),
-    );
-    u.kind = UnitKind::Oneshot;
-    u.depends_on.push(Dependency {
-        unit: spec.store.clone(),
-        condition: Condition::Healthy,
-    });
-    u.restart = RestartPolicy::OnFailure;
-    u.backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(30),
-        reset_after: Duration::from_secs(60),
-    };
+    let origin = format!("preset {} (objects-init)", spec.flavor.preset());
+    let store = spec.store.clone();
+    let mut u = crate::stack::init_unit(name, &ctx.key, &origin, &store, Exec::Task(task(spec)));
     u.crash_loop = CrashLoop {
         failures: 10,
         window: Duration::from_secs(600),
     };
-    u.exec = Exec::Task(task(spec));
     u
 }
 

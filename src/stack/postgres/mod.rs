@@ -14,8 +14,8 @@ pub use error::PgError;
 use crate::config::model::{RuntimeName, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Backoff, Condition, Dependency, Encoding, EnvValue, Exec, Health, Probe,
-    RestartPolicy, SecretKind, SecretSpec, UnitKind,
+    blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, Probe, RestartPolicy,
+    SecretKind, SecretSpec, UnitKind,
 };
 use crate::stack::{Expansion, PresetCtx};
 use nix::sys::signal::Signal;
@@ -364,19 +364,13 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         start_period: Duration::from_secs(120),
     });
 
-    let mut init = blank_unit(&init_name(ctx.name), &ctx.key, "preset postgres");
-    init.kind = UnitKind::Oneshot;
-    init.exec = Exec::Task(provision::init_task(&cfg));
-    init.depends_on.push(Dependency {
-        unit: ctx.name.to_string(),
-        condition: Condition::Healthy,
-    });
-    init.restart = RestartPolicy::OnFailure;
-    init.backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(30),
-        reset_after: Duration::from_secs(60),
-    };
+    let init = crate::stack::init_unit(
+        &init_name(ctx.name),
+        &ctx.key,
+        "preset postgres",
+        ctx.name,
+        Exec::Task(provision::init_task(&cfg)),
+    );
 
     e.secrets.insert(
         cfg.superuser_secret(),
