@@ -70,6 +70,19 @@ pub(crate) fn node_program(section: &ServiceSection) -> String {
         .to_string()
 }
 
+/// A helper oneshot `NAME-SUFFIX` of the logto unit `ctx.name`, retried on failure.
+pub(crate) fn helper_oneshot(ctx: &PresetCtx, suffix: &str, what: &str) -> crate::plan::Unit {
+    let mut u = blank_unit(
+        &format!("{}-{suffix}", ctx.name),
+        &ctx.key,
+        &format!("preset logto ({what})"),
+    );
+    u.kind = UnitKind::Oneshot;
+    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
+    u.restart = crate::plan::RestartPolicy::OnFailure;
+    u
+}
+
 /// A podman spec for a helper unit sharing the main unit's image.
 pub(crate) fn podman_helper(image: &str) -> Runtime {
     Runtime::Podman(PodmanSpec {

@@ -16,10 +16,7 @@
 //! lists, and what Logto's secret transpilation maps to `applications.secret`).
 
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
-use crate::plan::{
-    blank_unit, Condition, Dependency, Exec, RestartPolicy, SecretKind, Task, TaskContext, Unit,
-    UnitKind,
-};
+use crate::plan::{Condition, Dependency, Exec, SecretKind, Task, TaskContext, Unit};
 use crate::stack::PresetCtx;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -369,14 +366,7 @@ pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit
                 .map_err(|e| e.to_string())
         }
     });
-    let mut u = blank_unit(
-        &format!("{}-provision", ctx.name),
-        &ctx.key,
-        "preset logto (OIDC provisioning)",
-    );
-    u.kind = UnitKind::Oneshot;
-    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
-    u.restart = RestartPolicy::OnFailure;
+    let mut u = super::helper_oneshot(ctx, "provision", "OIDC provisioning");
     u.exec = Exec::Task(task.clone());
     u.depends_on.push(Dependency {
         unit: seed_name,

@@ -2,7 +2,7 @@
 //! tenants once; `--swe` (skip when exists) makes every later run a no-op.
 
 use super::podman_helper;
-use crate::plan::{blank_unit, EnvValue, Exec, RestartPolicy, Unit, UnitKind};
+use crate::plan::{EnvValue, Exec, Unit};
 use crate::stack::PresetCtx;
 use std::path::Path;
 
@@ -14,14 +14,7 @@ pub(super) fn unit(
     node: &str,
     release_dir: Option<&Path>,
 ) -> Unit {
-    let mut u = blank_unit(
-        &format!("{}-seed", ctx.name),
-        &ctx.key,
-        "preset logto (database seed)",
-    );
-    u.kind = UnitKind::Oneshot;
-    // Transient causes (the database still starting) heal; the crash-loop limit stops the rest.
-    u.restart = RestartPolicy::OnFailure;
+    let mut u = super::helper_oneshot(ctx, "seed", "database seed");
     u.env.insert("DB_URL".into(), db_url.clone());
     u.env
         .insert("NODE_ENV".into(), EnvValue::text("production"));
