@@ -14,17 +14,14 @@ use prometheus_stack::stack::objects::init::check_public_read_policy;
 use prometheus_stack::stack::objects::s3::object_path;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 26320;
 const HTTPS_PORT: u16 = 26445;
-const EXE: &str = env!("CARGO_BIN_EXE_prometheus-stack");
 
 fn status_json(config: &Path) -> Option<serde_json::Value> {
-    let out = Command::new(EXE)
-        .args(["--config"])
-        .arg(config)
+    let out = common::stack_command(config)
         .args(["status", "--json"])
         .output()
         .ok()?;
@@ -81,9 +78,7 @@ port = {PORT}
     .unwrap();
     let log = std::fs::File::create(tmp.path().join("daemon.log")).unwrap();
     let mut daemon = Daemon(
-        Command::new(EXE)
-            .arg("--config")
-            .arg(&config)
+        common::stack_command(&config)
             .arg("run")
             .stdout(Stdio::null())
             .stderr(log)
@@ -109,9 +104,7 @@ port = {PORT}
     assert_eq!(unit_state(&status, "objects"), "healthy", "{status:#}");
 
     // status (text) carries the root-key note.
-    let out = Command::new(EXE)
-        .arg("--config")
-        .arg(&config)
+    let out = common::stack_command(&config)
         .arg("status")
         .output()
         .unwrap();

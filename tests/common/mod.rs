@@ -1,11 +1,11 @@
 //! Helpers shared by every area's tests (each area's own helpers are in tests/common_*/):
-//! where tests/setup.sh put the test dependencies, units in status snapshots, stopping
-//! the processes a test started.
+//! where tests/setup.sh put the test dependencies, the binary under test, units in status
+//! snapshots, stopping the processes a test started.
 #![allow(dead_code)]
 
 use nix::sys::signal::Signal;
-use std::path::PathBuf;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Where tests/setup.sh installs test dependencies (`PSTEST_DEPS`).
@@ -13,6 +13,13 @@ pub fn deps() -> PathBuf {
     PathBuf::from(
         std::env::var("PSTEST_DEPS").unwrap_or_else(|_| "/opt/prometheus-stack-test".into()),
     )
+}
+
+/// `prometheus-stack --config CONFIG` (the binary under test): add `run` or a CLI command.
+pub fn stack_command(config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"));
+    c.arg("--config").arg(config);
+    c
 }
 
 /// The unit `name` in a daemon status snapshot (`status --json`, `/v1/status`).

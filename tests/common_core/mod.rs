@@ -88,8 +88,8 @@ impl Stack {
 
     /// A daemon command with a clean environment.
     pub fn daemon_command(&self) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("run").arg("--config").arg(&self.config);
+        let mut c = crate::common::stack_command(&self.config);
+        c.arg("run");
         for v in [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
@@ -204,9 +204,7 @@ impl Stack {
 
     /// Runs the CLI against this stack's config.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .arg("--config")
-            .arg(&self.config)
+        crate::common::stack_command(&self.config)
             .args(args)
             .env_remove("PROMETHEUS_STACK_CONFIG")
             .output()

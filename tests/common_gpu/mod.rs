@@ -191,10 +191,8 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prometheus-stack"));
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("run")
+        let mut cmd = crate::common::stack_command(&config);
+        cmd.arg("run")
             .env_remove("LD_LIBRARY_PATH")
             .env_remove("FAKE_NVML_SCRIPT")
             .env("PROMETHEUS_STACK_LOG", "info")
@@ -221,9 +219,7 @@ impl Daemon {
 
     /// Runs the CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_prometheus-stack"))
-            .arg("--config")
-            .arg(&self.config)
+        crate::common::stack_command(&self.config)
             .args(args)
             .env_remove("LD_LIBRARY_PATH")
             .output()

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running daemon; SIGTERM and wait on drop.
@@ -11,17 +11,11 @@ pub struct Daemon {
     child: Child,
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_prometheus-stack")
-}
-
 impl Daemon {
     /// `prometheus-stack --config FILE run`, output to `log`.
     pub fn start(config: &Path, log: &Path) -> Daemon {
         let out = std::fs::File::create(log).unwrap();
-        let child = Command::new(bin())
-            .arg("--config")
-            .arg(config)
+        let child = crate::common::stack_command(config)
             .arg("run")
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
@@ -35,9 +29,7 @@ impl Daemon {
 
     /// Runs the CLI with `args` against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .arg("--config")
-            .arg(&self.config)
+        crate::common::stack_command(&self.config)
             .args(args)
             .output()
             .expect("run the cli")

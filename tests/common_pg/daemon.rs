@@ -3,7 +3,7 @@
 use prometheus_stack::control::Client;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running `prometheus-stack run`.
@@ -14,11 +14,6 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
-/// The binary cargo built for these tests.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_prometheus-stack")
-}
-
 impl Daemon {
     /// Starts the daemon on `config`; its stderr goes to `log` (appended).
     pub fn start(config: &Path, socket: &Path, log: &Path) -> Daemon {
@@ -27,9 +22,7 @@ impl Daemon {
             .append(true)
             .open(log)
             .unwrap();
-        let child = Command::new(bin())
-            .arg("--config")
-            .arg(config)
+        let child = crate::common::stack_command(config)
             .arg("run")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("RUNTIME_DIRECTORY")
@@ -111,9 +104,7 @@ impl Daemon {
 
     /// Runs the CLI against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .arg("--config")
-            .arg(&self.config)
+        crate::common::stack_command(&self.config)
             .args(args)
             .env_remove("CREDENTIALS_DIRECTORY")
             .output()

@@ -205,10 +205,8 @@ impl Daemon {
     /// Starts `prometheus-stack run --config CONFIG`, output to `log`.
     pub fn start(config: &Path, stack: &str, log: &Path) -> Daemon {
         let out = std::fs::File::create(log).unwrap();
-        let child = Command::new(BIN)
+        let child = crate::common::stack_command(config)
             .arg("run")
-            .arg("--config")
-            .arg(config)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -223,9 +221,7 @@ impl Daemon {
 
     /// Runs a client command against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
+        crate::common::stack_command(&self.config)
             .args(args)
             .output()
             .unwrap()
