@@ -31,6 +31,20 @@ pub fn status_unit(status: &serde_json::Value, name: &str) -> Option<serde_json:
         .cloned()
 }
 
+/// Polls `f` every 50 ms for up to `within` until it returns Some.
+pub fn poll_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Sends `sig` to `child` and waits up to `within` for it to exit; true when it did.
 pub fn signal_and_wait(child: &mut Child, sig: Signal, within: Duration) -> bool {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);

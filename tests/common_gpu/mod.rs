@@ -87,17 +87,8 @@ pub fn proc_line(gpu: usize, pid: u32, bytes: u64) -> String {
 }
 
 /// Waits up to `secs` for `f` to return Some.
-pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+pub fn wait_for<T>(secs: u64, f: impl FnMut() -> Option<T>) -> Option<T> {
+    crate::common::poll_until(std::time::Duration::from_secs(secs), f)
 }
 
 /// A busybox image for container attribution tests (`podman import` of static busybox);

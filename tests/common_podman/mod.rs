@@ -249,18 +249,16 @@ impl Daemon {
         timeout: std::time::Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + timeout;
         let mut last = None;
-        while std::time::Instant::now() < deadline {
-            if let Some(u) = self.unit(name) {
-                if pred(&u) {
-                    return u;
-                }
-                last = Some(u);
+        let found = crate::common::poll_until(timeout, || {
+            let u = self.unit(name)?;
+            if pred(&u) {
+                return Some(u);
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("unit {name} never {what}; last status {last:?}");
+            last = Some(u);
+            None
+        });
+        found.unwrap_or_else(|| panic!("unit {name} never {what}; last status {last:?}"))
     }
 
     /// SIGKILL, as an OOM kill or crash would.
