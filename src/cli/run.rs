@@ -100,9 +100,8 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
         tracing::warn!("{line} (left by a daemon that did not stop cleanly)");
     }
     leftovers::init(&plan.stack.runtime_dir);
-    if let Err(e) = podman::remove_leftovers(&plan).await {
-        tracing::warn!("{e}");
-    }
+    // Listing podman's containers costs tens of ms: native units need not wait for it.
+    podman::remove_leftovers_in_background(plan.clone());
     let secrets = SecretStore::new(&plan.stack.data_dir);
     if let Err(e) = supervisor::ensure_secrets(&plan, &secrets) {
         anyhow::bail!("{e}");

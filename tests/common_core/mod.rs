@@ -231,7 +231,9 @@ impl Stack {
     pub fn tagged_processes(&self) -> Vec<u32> {
         let me = self.daemon.as_ref().map(|d| d.id());
         let mut p = processes_with_env(&format!("PSTEST_TAG={}", self.tag));
-        p.retain(|x| Some(*x) != me);
+        // The daemon's own helpers (its start-time `podman ps` for leftover containers)
+        // inherit the tag too; they are not unit processes.
+        p.retain(|x| Some(*x) != me && !is_podman_helper(*x));
         p
     }
 }
@@ -295,6 +297,13 @@ pub fn ids(pid: u32) -> Option<(i32, i32, i32)> {
 }
 
 /// Live processes whose environment contains `needle` (e.g. `KEY=value`).
+/// podman and its helpers, run by the daemon itself rather than by a unit.
+fn is_podman_helper(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| matches!(c.trim(), "podman" | "conmon"))
+        .unwrap_or(false)
+}
+
 pub fn processes_with_env(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {

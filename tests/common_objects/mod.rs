@@ -205,7 +205,7 @@ pub async fn run_unit_task(ctx: TaskContext) -> Result<(), String> {
 /// Runs curl and returns (HTTP status, body).
 pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
         .args(args)
         .output()
         .expect("curl");
@@ -215,6 +215,13 @@ pub fn curl(args: &[&str]) -> (u16, Vec<u8>) {
         .trim()
         .parse()
         .unwrap_or(0);
+    if status == 0 {
+        // curl itself failed (no HTTP answer): say why in the test output.
+        eprintln!(
+            "curl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     body.truncate(nl);
     (status, body)
 }

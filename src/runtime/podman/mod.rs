@@ -57,6 +57,8 @@ pub use command::podman_bin;
 use crate::plan::Plan;
 use crate::runtime::{RuntimeError, SpawnCtx};
 use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use tokio::sync::watch;
 
 /// Errors of the podman runtime; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +99,25 @@ pub fn state_dir(plan: &Plan) -> PathBuf {
     plan.stack.runtime_dir.join("podman")
 }
 
+/// Whether the start-time cleanup has finished (true when none is running). The daemon
+/// cleans up in the background so native units start at once; containers wait for it.
+static LEFTOVERS_CLEARED: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(true).0);
+
+/// Starts [`remove_leftovers`] in the background; [`spawn`] waits until it has finished,
+/// so a new container never races the removal of an old one with the same name.
+pub fn remove_leftovers_in_background(plan: Arc<Plan>) {
+    LEFTOVERS_CLEARED.send_replace(false);
+    tokio::spawn(async move {
+        if let Err(e) = remove_leftovers(&plan).await {
+            tracing::warn!("{e}");
+        }
+        LEFTOVERS_CLEARED.send_replace(true);
+    });
+}
+
 /// Starts a podman unit: its container runs attached, its output goes to the unit's log.
 pub async fn spawn(ctx: SpawnCtx<'_>) -> Result<PodmanChild, RuntimeError> {
+    let _ = LEFTOVERS_CLEARED.subscribe().wait_for(|done| *done).await;
     PodmanChild::start(ctx.plan, ctx.unit, ctx.env, ctx.log.clone())
         .await
         .map_err(|e| RuntimeError::Other {

@@ -9,8 +9,10 @@ use crate::supervisor::{Cmd, UnitState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Probe interval while a unit has not been healthy yet (fast startup ordering).
+/// Probe interval while a unit has not been healthy yet (fast startup ordering): the
+/// first probe after `FIRST_PROBE`, then doubling up to this.
 const STARTUP_PROBE: Duration = Duration::from_millis(250);
+const FIRST_PROBE: Duration = Duration::from_millis(10);
 
 /// One health probe in flight: its result and the log-probe state it carried.
 type ProbeFuture = std::pin::Pin<
@@ -38,7 +40,8 @@ impl Machine {
         let mut seen = false;
         let mut healthy = false;
         let mut fails = 0u32;
-        let mut next_probe = tokio::time::Instant::now() + Duration::from_millis(50);
+        let mut startup_step = FIRST_PROBE;
+        let mut next_probe = tokio::time::Instant::now() + startup_step;
         let plan = self.shared.plan();
         // A probe runs alongside exit and command handling, so a slow probe never delays
         // noticing a crash or obeying a stop.
@@ -101,7 +104,12 @@ impl Machine {
                             }
                         }
                     }
-                    let every = if healthy { h.interval } else { h.interval.min(STARTUP_PROBE) };
+                    let every = if healthy {
+                        h.interval
+                    } else {
+                        startup_step = (startup_step * 2).min(STARTUP_PROBE);
+                        h.interval.min(startup_step)
+                    };
                     next_probe = tokio::time::Instant::now() + every;
                 }
             }

@@ -52,7 +52,7 @@ now_ns() { date +%s%N; }
 
 healthy() {
   curl -s --max-time 1 --unix-socket "$WORK/control.sock" http://x/v1/status 2>/dev/null |
-    grep -q '"name":"postgres","kind":"longrun","state":"healthy"'
+    grep -Eq '\{[^{}]*"name":"postgres"[^{}]*"state":"healthy"'
 }
 
 # One daemon run: start, wait for healthy, stop. Prints milliseconds to healthy.

@@ -20,7 +20,14 @@ pids=()
 cleanup() {
   exec 2>/dev/null  # no job-control chatter about the daemons we kill
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 1
+  # supervisord stops its 20 programs one by one: give both daemons time to take their
+  # children with them before SIGKILL would orphan them.
+  for _ in $(seq 1 100); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
