@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex};
 const LOGTO_PW: &str = "logtoPw4Tests";
 
 fn plan(data: &Path, pg_port: u16, domain: &str, air_gapped: bool) -> Plan {
+    plan_with(data, pg_port, domain, air_gapped, "")
+}
+
+fn plan_with(data: &Path, pg_port: u16, domain: &str, air_gapped: bool, logto_extra: &str) -> Plan {
     let text = format!(
         r#"
 [stack]
@@ -31,6 +35,7 @@ tls = "internal"
 preset = "logto"
 release_dir = "/nonexistent/logto"
 env = {{ DB_URL = "postgres://logto:${{secret:postgres-logto}}@127.0.0.1:{pg_port}/logto" }}
+{logto_extra}
 
 [services.lobechat]
 preset = "lobechat"
@@ -224,10 +229,16 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
         "ALTER TABLE sign_in_experiences RENAME COLUMN password_policy TO pp",
     )
     .unwrap();
-    let err = provision::provision(&mut db, Some((&spec, "s3cret")), true, "logto-seed")
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = provision::provision(
+        &mut db,
+        Some((&spec, "s3cret")),
+        true,
+        "users.invalid",
+        "logto-seed",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("sign_in_experiences.password_policy"), "{err}");
     assert!(err.contains("logto-seed"), "{err}");
     assert_eq!(
@@ -238,14 +249,26 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
     );
 
     // Not air-gapped: the policy is not touched at all, so the renamed column is fine.
-    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
-        .await
-        .unwrap();
+    let r = provision::provision(
+        &mut db,
+        Some((&spec, "s3cret")),
+        false,
+        "users.invalid",
+        "logto-seed",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Created));
     assert_eq!(r.pwned_check_disabled, 0);
-    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
-        .await
-        .unwrap();
+    let r = provision::provision(
+        &mut db,
+        Some((&spec, "s3cret")),
+        false,
+        "users.invalid",
+        "logto-seed",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Unchanged));
 
     // A different application type (changed by hand) is put back to Traditional.
@@ -255,9 +278,15 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
         "UPDATE applications SET type = 'SPA' WHERE id = 'prometheus-lobechat'",
     )
     .unwrap();
-    let r = provision::provision(&mut db, Some((&spec, "s3cret")), false, "logto-seed")
-        .await
-        .unwrap();
+    let r = provision::provision(
+        &mut db,
+        Some((&spec, "s3cret")),
+        false,
+        "users.invalid",
+        "logto-seed",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Updated(vec!["type"])));
 }
 
@@ -273,4 +302,104 @@ async fn provisioning_without_seeded_tables_says_which_unit_creates_them() {
         .unwrap_err();
     assert!(err.contains("no table applications"), "{err}");
     assert!(err.contains("\"logto-seed\""), "{err}");
+}
+
+/// Found by the real Logto (issue 12): Logto connects as the tenant roles its seed makes,
+/// not as the database owner, and LobeChat v2 refuses a user without an email claim.
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
+    let pg = Postgres::start(27104);
+    pg.create_db("logto", LOGTO_PW);
+    pg.load_logto_schema("logto", "logto");
+    // As postgres-init leaves the database and Logto's seed (_before_all.sql) the roles.
+    pg.psql(
+        "postgres",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE logto FROM PUBLIC; \
+         CREATE ROLE logto_tenant_logto NOINHERIT; \
+         CREATE ROLE logto_tenant_logto_default LOGIN PASSWORD 'tenantPw1' IN ROLE logto_tenant_logto;",
+    )
+    .unwrap();
+    let tenant_url = pg.url("logto_tenant_logto_default", "tenantPw1", "logto");
+    let refused = tokio_postgres::connect(&tenant_url, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("the tenant role must not connect before provisioning");
+    let why = refused.as_db_error().and_then(|e| e.detail().map(str::to_string));
+    assert!(why.as_deref().unwrap_or("").contains("CONNECT"), "{refused:?}");
+    pg.psql(
+        "logto",
+        "INSERT INTO users (tenant_id, id, username) VALUES ('default', 'u1', 'alice'), ('admin', 'a1', 'root')",
+    )
+    .unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let store = SecretStore::with_credentials(data.path(), None);
+    store.write("postgres-logto", LOGTO_PW, None).unwrap();
+    let log = run_provision(plan(data.path(), pg.port, "example.test", true), &store)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        log.contains("CONNECT granted to Logto's tenant roles"),
+        "{log}"
+    );
+    assert!(
+        log.contains("1 existing user(s) given a fallback email"),
+        "{log}"
+    );
+    tokio_postgres::connect(&tenant_url, tokio_postgres::NoTls)
+        .await
+        .expect("the tenant role connects after provisioning");
+
+    pg.psql(
+        "logto",
+        "INSERT INTO users (tenant_id, id, username) VALUES ('default', 'u2', 'bob'); \
+         INSERT INTO users (tenant_id, id, username, primary_email) VALUES ('default', 'u3', 'carol', 'carol@real.test')",
+    )
+    .unwrap();
+    let emails = |pg: &Postgres| {
+        pg.psql(
+            "logto",
+            "SELECT string_agg(username || '=' || coalesce(primary_email, '-'), ' ' ORDER BY id) FROM users",
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        emails(&pg),
+        "root=- alice=alice@users.invalid bob=bob@users.invalid carol=carol@real.test"
+    );
+
+    // A second run changes nothing; a configured domain applies to users made after it.
+    let log = run_provision(plan(data.path(), pg.port, "example.test", true), &store)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        !log.contains("CONNECT granted") && !log.contains("fallback"),
+        "{log}"
+    );
+    let log = run_provision(
+        plan_with(
+            data.path(),
+            pg.port,
+            "example.test",
+            true,
+            "user_email_domain = \"staff.example.test\"",
+        ),
+        &store,
+    )
+    .await
+    .unwrap()
+    .join("\n");
+    assert!(log.contains("user-email fallback installed"), "{log}");
+    pg.psql(
+        "logto",
+        "INSERT INTO users (tenant_id, id, username) VALUES ('default', 'u4', 'dave')",
+    )
+    .unwrap();
+    assert!(
+        emails(&pg).ends_with("dave=dave@staff.example.test"),
+        "{}",
+        emails(&pg)
+    );
 }

@@ -223,6 +223,9 @@ pub struct ServiceSection {
     pub host: Option<String>,
     /// Logto: expose the admin console on its own origin, e.g. "console.example.com".
     pub admin_host: Option<String>,
+    /// Logto: domain of the address given to users who signed up without an email
+    /// (LobeChat needs an `email` claim); default "users.invalid".
+    pub user_email_domain: Option<String>,
 }
 
 /// `depends_on = ["db"]` or `depends_on = { db = "healthy" }`.

@@ -81,6 +81,21 @@ create table sign_in_experiences (
   primary key (tenant_id, id)
 );
 
+create table users (
+  tenant_id varchar(21) not null
+    references tenants (id) on update cascade on delete cascade,
+  id varchar(12) not null,
+  username varchar(128),
+  primary_email varchar(128),
+  primary_phone varchar(128),
+  password_encrypted varchar(128),
+  name varchar(128),
+  created_at timestamptz not null default (now()),
+  primary key (id),
+  constraint users__username unique (tenant_id, username),
+  constraint users__primary_email unique (tenant_id, primary_email)
+);
+
 -- What the seed leaves behind: two tenants, the console's own app, one sign-in
 -- experience per tenant (the admin tenant's policy written in full, like --dapc does not).
 insert into tenants (id, db_user, db_user_password) values

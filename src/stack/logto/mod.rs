@@ -21,6 +21,7 @@ pub mod origins;
 pub mod peers;
 pub mod provision;
 mod seed;
+pub mod tenant_db;
 
 use crate::config::model::{ConfigFile, RuntimeName, ServiceSection};
 use crate::config::Issue;
@@ -185,6 +186,12 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             return e;
         }
     };
+    if let Some(d) = &s.user_email_domain {
+        if let Err(why) = tenant_db::check_domain(d) {
+            e.issues
+                .push(Issue::new(format!("{key}.user_email_domain"), why));
+        }
+    }
     let podman = uses_podman(cfg, s);
     let node = node_program(s);
     let release_dir = match (&s.release_dir, podman) {

@@ -15,6 +15,7 @@
 //! `application_secrets` holds the same value as "Default secret" (what the console
 //! lists, and what Logto's secret transpilation maps to `applications.secret`).
 
+use super::tenant_db::{self, EmailOutcome};
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
 use crate::plan::{Condition, Dependency, Exec, SecretKind, Task, TaskContext, Unit};
 use crate::stack::PresetCtx;
@@ -99,6 +100,10 @@ pub struct Report {
     pub client: Option<ClientOutcome>,
     /// Tenants whose pwned-password check was switched off by this run.
     pub pwned_check_disabled: u64,
+    /// CONNECT on Logto's database was granted to its tenant roles by this run.
+    pub tenant_connect_granted: bool,
+    /// The trigger giving users without an email one (see `tenant_db`).
+    pub emails: EmailOutcome,
 }
 
 impl std::fmt::Display for Report {
@@ -108,6 +113,19 @@ impl std::fmt::Display for Report {
             Some(ClientOutcome::Updated(w)) => write!(f, "OIDC client updated ({})", w.join(", "))?,
             Some(ClientOutcome::Unchanged) => write!(f, "OIDC client unchanged")?,
             None => write!(f, "no LobeChat unit, no OIDC client")?,
+        }
+        if self.tenant_connect_granted {
+            write!(f, "; CONNECT granted to Logto's tenant roles")?;
+        }
+        if self.emails.trigger_changed {
+            write!(f, "; user-email fallback installed")?;
+        }
+        if self.emails.backfilled > 0 {
+            write!(
+                f,
+                "; {} existing user(s) given a fallback email",
+                self.emails.backfilled
+            )?;
         }
         if self.pwned_check_disabled > 0 {
             write!(
@@ -120,11 +138,13 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Everything in one transaction: the client (when given) and, air-gapped, the policy.
+/// Everything in one transaction: the client (when given), the tenant roles' CONNECT,
+/// the user-email fallback for `user_email_domain` and, air-gapped, the password policy.
 pub async fn provision(
     db: &mut tokio_postgres::Client,
     client: Option<(&ClientSpec, &str)>,
     air_gapped: bool,
+    user_email_domain: &str,
     seed_unit: &str,
 ) -> Result<Report, ProvisionError> {
     let tx = db.transaction().await.map_err(sql("BEGIN"))?;
@@ -132,6 +152,8 @@ pub async fn provision(
         Some((spec, secret)) => Some(ensure_client(&tx, spec, secret, seed_unit).await?),
         None => None,
     };
+    let tenant_connect_granted = tenant_db::grant_tenant_connect(&tx).await?;
+    let emails = tenant_db::ensure_user_emails(&tx, user_email_domain, seed_unit).await?;
     let pwned_check_disabled = if air_gapped {
         disable_pwned_check(&tx, seed_unit).await?
     } else {
@@ -141,6 +163,8 @@ pub async fn provision(
     Ok(Report {
         client,
         pwned_check_disabled,
+        tenant_connect_granted,
+        emails,
     })
 }
 
@@ -343,6 +367,11 @@ pub async fn disable_pwned_check(
 pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit, Task) {
     let logto = ctx.name.to_string();
     let air_gapped = ctx.stack.air_gapped;
+    let email_domain = ctx
+        .section
+        .user_email_domain
+        .clone()
+        .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into());
     let derived_app_url = lobechat
         .and_then(|n| ctx.cfg.services.get(n))
         .and_then(|s| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok());
@@ -352,15 +381,20 @@ pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit
             Some(u) => format!("OIDC client {LOBECHAT_CLIENT_ID:?} for {u},"),
             None => "no OIDC client,".into(),
         }
-    );
+    ) + &format!(" user_email_domain={email_domain}");
     let lobechat = lobechat.map(str::to_string);
     let seed_name = seed.to_string();
     let seed = seed_name.clone();
     let task = Task::new(describe, move |tc: TaskContext| {
         let (logto, lobechat, seed) = (logto.clone(), lobechat.clone(), seed.clone());
         let derived = derived_app_url.clone();
+        let email_domain = email_domain.clone();
         async move {
-            run(&tc, &logto, lobechat.as_deref(), derived, air_gapped, &seed)
+            let policy = Policy {
+                air_gapped,
+                user_email_domain: &email_domain,
+            };
+            run(&tc, &logto, lobechat.as_deref(), derived, policy, &seed)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -375,12 +409,18 @@ pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit
     (u, task)
 }
 
+/// Settings of one provisioning run that come from the config, not from Logto.
+struct Policy<'a> {
+    air_gapped: bool,
+    user_email_domain: &'a str,
+}
+
 async fn run(
     tc: &TaskContext,
     logto: &str,
     lobechat: Option<&str>,
     derived_app_url: Option<String>,
-    air_gapped: bool,
+    policy: Policy<'_>,
     seed: &str,
 ) -> Result<Report, ProvisionError> {
     let unit = tc
@@ -419,7 +459,8 @@ async fn run(
     let report = provision(
         &mut db,
         client.as_ref().map(|(s, sec)| (s, sec.as_str())),
-        air_gapped,
+        policy.air_gapped,
+        policy.user_email_domain,
         seed,
     )
     .await?;
