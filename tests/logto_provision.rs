@@ -324,8 +324,13 @@ async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
         .await
         .err()
         .expect("the tenant role must not connect before provisioning");
-    let why = refused.as_db_error().and_then(|e| e.detail().map(str::to_string));
-    assert!(why.as_deref().unwrap_or("").contains("CONNECT"), "{refused:?}");
+    let why = refused
+        .as_db_error()
+        .and_then(|e| e.detail().map(str::to_string));
+    assert!(
+        why.as_deref().unwrap_or("").contains("CONNECT"),
+        "{refused:?}"
+    );
     pg.psql(
         "logto",
         "INSERT INTO users (tenant_id, id, username) VALUES ('default', 'u1', 'alice'), ('admin', 'a1', 'root')",
@@ -347,7 +352,7 @@ async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
         log.contains("1 existing user(s) given a fallback email"),
         "{log}"
     );
-    tokio_postgres::connect(&tenant_url, tokio_postgres::NoTls)
+    let (_client, _conn) = tokio_postgres::connect(&tenant_url, tokio_postgres::NoTls)
         .await
         .expect("the tenant role connects after provisioning");
 
