@@ -14,6 +14,8 @@ APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-cli
           uidmap fuse-overlayfs runit catatonit bsdutils)
 APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
 APT_PKGS+=(man-db)  # tests/package.sh: systemd-analyze verify runs man for Documentation=man:
+# The real tier (tests/real): a real browser, and certutil to trust our CA the operator's way.
+APT_PKGS+=(chromium chromium-driver python3-selenium libnss3-tools rsync patch)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
