@@ -217,8 +217,8 @@ env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
     );
     assert_eq!(
         p.unit("lobechat").unwrap().env["HOSTNAME"].to_string(),
-        "127.0.0.1",
-        "containers share the host network: bind loopback only"
+        "localhost",
+        "containers share the host network: bind loopback only (localhost: vercel/next.js#94745)"
     );
 }
 

@@ -30,7 +30,7 @@ fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
             "edition": "v2",
             "equal": {
                 "APP_URL": "https://lobe.example.test:27447",
-                "HOSTNAME": "127.0.0.1",
+                "HOSTNAME": "localhost",
                 "PORT": "27610",
             }
         }),

@@ -319,6 +319,11 @@ async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
          CREATE ROLE logto_tenant_logto_default LOGIN PASSWORD 'tenantPw1' IN ROLE logto_tenant_logto;",
     )
     .unwrap();
+    pg.psql(
+        "logto",
+        "GRANT SELECT, INSERT, UPDATE ON users, tenants TO logto_tenant_logto",
+    )
+    .unwrap();
     let tenant_url = pg.url("logto_tenant_logto_default", "tenantPw1", "logto");
     let refused = tokio_postgres::connect(&tenant_url, tokio_postgres::NoTls)
         .await
@@ -356,10 +361,12 @@ async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
         .await
         .expect("the tenant role connects after provisioning");
 
+    // As Logto inserts: as the tenant's role, tenant_id left to Logto's own trigger.
     pg.psql(
         "logto",
-        "INSERT INTO users (tenant_id, id, username) VALUES ('default', 'u2', 'bob'); \
-         INSERT INTO users (tenant_id, id, username, primary_email) VALUES ('default', 'u3', 'carol', 'carol@real.test')",
+        "SET ROLE logto_tenant_logto_default; \
+         INSERT INTO users (id, username) VALUES ('u2', 'bob'); \
+         INSERT INTO users (id, username, primary_email) VALUES ('u3', 'carol', 'carol@real.test')",
     )
     .unwrap();
     let emails = |pg: &Postgres| {

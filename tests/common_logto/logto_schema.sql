@@ -81,6 +81,17 @@ create table sign_in_experiences (
   primary key (tenant_id, id)
 );
 
+-- Logto's _functions.sql / _after_each.sql: rows inserted as a tenant role get their
+-- tenant_id from this BEFORE trigger (so other BEFORE triggers must sort after it).
+create function set_tenant_id() returns trigger as
+$$ begin
+  if new.tenant_id is not null then
+    return new;
+  end if;
+  select tenants.id into new.tenant_id from tenants where tenants.db_user = current_user;
+  return new;
+end; $$ language plpgsql;
+
 create table users (
   tenant_id varchar(21) not null
     references tenants (id) on update cascade on delete cascade,
@@ -95,6 +106,9 @@ create table users (
   constraint users__username unique (tenant_id, username),
   constraint users__primary_email unique (tenant_id, primary_email)
 );
+
+create trigger set_tenant_id before insert on users
+  for each row execute procedure set_tenant_id();
 
 -- What the seed leaves behind: two tenants, the console's own app, one sign-in
 -- experience per tenant (the admin tenant's policy written in full, like --dapc does not).

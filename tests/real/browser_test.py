@@ -163,7 +163,7 @@ def logto_sign_up(b):
     fill(b, "input[name=newPassword]", PASSWORD)
     fill(b, "input[name=confirmPassword]", PASSWORD)
     b.shot("logto-register-password")
-    click_text(b, "the save-password button", ["Save password and continue", "Create account", "Continue"])
+    click_text(b, "the save-password button", ["Save password", "Save password and continue", "Continue"])
 
 
 def logto_sign_in(b):

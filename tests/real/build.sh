@@ -239,7 +239,13 @@ build_lobechat() {
   (cd "$pgdir" && echo '{"name":"pgdeps","private":true}' >package.json &&
     npm install -s --no-audit --no-fund --install-strategy=shallow pg "drizzle-orm@$drizzle" >/dev/null) \
     || die "npm install pg drizzle-orm failed (is the npm registry reachable?)"
-  cp -a "$pgdir/node_modules/." "$dst/node_modules/"
+  # The standalone tree links some of these into .pnpm: replace the links by the folders.
+  local m
+  for m in "$pgdir"/node_modules/* "$pgdir"/node_modules/.bin; do
+    [ -e "$m" ] || continue
+    rm -rf "$dst/node_modules/$(basename "$m")"
+    cp -a "$m" "$dst/node_modules/"
+  done
   [ -f "$dst/server.js" ] || die "LobeChat build has no server.js"
   cd "$REAL"
   rm -rf "$out" && mv "$dst" "$out" && rm -rf "$work"

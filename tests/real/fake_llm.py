@@ -43,7 +43,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *a):
-        sys.stderr.write("fake-llm: %s\n" % (fmt % a))
+        if "/health" not in self.path:  # the daemon probes every second
+            sys.stderr.write("fake-llm: %s\n" % (fmt % a))
 
     def json_reply(self, status, obj):
         body = json.dumps(obj).encode()

@@ -99,7 +99,8 @@ class Front(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *a):
-        sys.stderr.write("rustfs stand-in: %s %s\n" % (self.address_string(), fmt % a))
+        if self.path != "/health":  # the daemon probes it every few seconds
+            sys.stderr.write("rustfs stand-in: %s %s\n" % (self.address_string(), fmt % a))
 
     def reply(self, status, body=b"", ctype="application/xml"):
         self.send_response(status)

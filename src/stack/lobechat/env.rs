@@ -68,8 +68,17 @@ pub fn build(edition: Edition, i: &Inputs) -> BTreeMap<String, EnvValue> {
     );
     set("PORT", EnvValue::text(i.port.to_string()));
     // Loopback in both runtimes: containers share the host network (runtime::podman),
-    // and only the proxy should reach LobeChat.
-    set("HOSTNAME", EnvValue::text("127.0.0.1"));
+    // and only the proxy should reach LobeChat. Spelled `localhost`, not 127.0.0.1:
+    // Next.js compares its own origin with the literal HOSTNAME but normalizes rewrite
+    // targets to `localhost`, so with 127.0.0.1 every middleware rewrite (`/` ->
+    // `/en-US__0`) behind our TLS proxy is proxied to https://localhost:PORT and fails
+    // with EPROTO (found by the real LobeChat; vercel/next.js#94745). `ipv4first` (also
+    // the image's) makes `localhost` bind 127.0.0.1, where the proxy and probe connect.
+    set("HOSTNAME", EnvValue::text("localhost"));
+    set(
+        "NODE_OPTIONS",
+        EnvValue::text("--dns-result-order=ipv4first --use-openssl-ca"),
+    );
     set("NODE_ENV", EnvValue::text("production"));
     set("KEY_VAULTS_SECRET", EnvValue::secret(&i.key_vaults_secret));
     set("DATABASE_DRIVER", EnvValue::text("node"));
@@ -169,6 +178,11 @@ mod tests {
         assert_eq!(v2["AUTH_SSO_PROVIDERS"].to_string(), "logto");
         assert_eq!(v2["JWKS_KEY"].to_string(), "${secret:jw}");
         assert_eq!(v2["NODE_EXTRA_CA_CERTS"].to_string(), "/pki/ca.crt");
+        // Not 127.0.0.1: Next.js then proxies its own rewrites (vercel/next.js#94745).
+        assert_eq!(v2["HOSTNAME"].to_string(), "localhost");
+        assert!(v2["NODE_OPTIONS"]
+            .to_string()
+            .contains("--dns-result-order=ipv4first"));
         let v1 = build(Edition::V1, &inputs());
         assert_eq!(
             v1["NEXTAUTH_URL"].to_string(),

@@ -22,6 +22,9 @@ pub const DEFAULT_USER_EMAIL_DOMAIN: &str = "users.invalid";
 /// Logto's tenant for everything that is not its own admin console.
 const TENANT: &str = "default";
 const FUNCTION: &str = "prometheus_stack_user_email";
+/// PostgreSQL fires BEFORE triggers in name order; Logto's `set_tenant_id` fills
+/// `tenant_id` for inserts made as a tenant role, so ours must sort after it.
+const TRIGGER: &str = "zz_prometheus_stack_user_email";
 
 fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
     move |source| ProvisionError::Sql { what, source }
@@ -123,8 +126,8 @@ pub async fn ensure_user_emails(
     let current: Option<String> = db
         .query_opt(
             "SELECT p.prosrc FROM pg_proc p JOIN pg_trigger t ON t.tgfoid = p.oid \
-             WHERE p.proname = $1 AND t.tgname = $1 AND t.tgrelid = 'users'::regclass",
-            &[&FUNCTION],
+             WHERE p.proname = $1 AND t.tgname = $2 AND t.tgrelid = 'users'::regclass",
+            &[&FUNCTION, &TRIGGER],
         )
         .await
         .map_err(|source| match source.code() {
@@ -145,8 +148,8 @@ pub async fn ensure_user_emails(
     if trigger_changed {
         db.batch_execute(&format!(
             "CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn${body}$fn$;\n\
-             DROP TRIGGER IF EXISTS {FUNCTION} ON users;\n\
-             CREATE TRIGGER {FUNCTION} BEFORE INSERT OR UPDATE OF username, primary_email ON users \
+             DROP TRIGGER IF EXISTS {TRIGGER} ON users;\n\
+             CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OF username, primary_email ON users \
              FOR EACH ROW EXECUTE FUNCTION {FUNCTION}();"
         ))
         .await
