@@ -82,7 +82,7 @@ class Run:
         """GET through the S3 API (SigV4 with the root key), straight to the store."""
         user, pw = self.secret("objects-root-user"), self.secret("objects-root-password")
         r = subprocess.run(["curl", "-sS", "--fail-with-body", "--aws-sigv4", "aws:amz:us-east-1:s3",
-                            "--user", "%s:%s" % (user, pw),
+                            "--user", "%s:%s" % (user, pw), "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
                             "http://127.0.0.1:%d/lobe/%s" % (P["objects"], key)],
                            capture_output=True)
         assert r.returncode == 0, "S3 GET %s: %s %s" % (key, r.stdout[:300], r.stderr)
@@ -201,6 +201,34 @@ def wait_signed_in(b, what):
     b.shot(what.replace(" ", "-"))
 
 
+def lobechat_onboarding(b):
+    """LobeChat's first-run questions (name, interests, language, default model): the
+    defaults, with the anonymous-telemetry switch turned off (air-gapped)."""
+    b.wait("LobeChat's onboarding or home", lambda: "/onboarding" in b.d.current_url or b.by_text("Lobe AI"), 60)
+    steps = 0
+    while "/onboarding" in b.d.current_url and steps < 12:
+        steps += 1
+        time.sleep(1)
+        for sw in b.visible("button[role=switch][aria-checked=true]"):
+            sw.click()
+        named = [e for t in ("Let's get started", "Next", "Get Started") for e in b.by_text(t, "button")]
+        icon = [e for e in b.visible("button") if not e.text.strip()]
+        if named:
+            b.shot("lobechat-onboarding")
+            named[0].click()
+        elif icon:
+            icon[0].click()
+        time.sleep(1.5)
+    assert "/onboarding" not in b.d.current_url, "LobeChat's onboarding did not finish"
+
+
+def open_chat(b):
+    """The default agent's chat (Lobe AI), with the configured local model."""
+    click_text(b, "the default agent", ["Lobe AI"], 60)
+    b.wait("the chat with the local model", lambda: "/agent/" in b.d.current_url and "fake-model" in b.text(), 60)
+    b.shot("chat")
+
+
 def chat_input(b):
     return b.wait("the chat input", lambda: (b.visible("[contenteditable=true]") or b.visible("textarea") or [None])[0], 60)
 
@@ -211,8 +239,13 @@ def upload_image(run):
     with open(path, "wb") as f:
         f.write(PNG)
     before = set(run.s3_keys())
-    inputs = b.wait("a file input", lambda: b.d.find_elements(By.CSS_SELECTOR, "input[type=file]"), 30)
-    inputs[0].send_keys(path)
+    # The paperclip opens "Upload Image / File / Folder"; the image item is there because
+    # the model is declared vision-capable (VLLM_MODEL_LIST ...<32000:vision>).
+    b.wait("the attach button", lambda: b.visible(".lobe-dropdown-menu-trigger:has(svg.lucide-paperclip)"), 30)[0].click()
+    image_input = b.wait("the image upload input", lambda: [
+        e for e in b.d.find_elements(By.CSS_SELECTOR, "input[type=file]")
+        if (e.get_attribute("accept") or "").startswith("image")], 30)
+    image_input[0].send_keys(path)
     new = b.wait("the upload in the bucket", lambda: set(run.s3_keys()) - before, 60)
     key = sorted(new)[0]
     assert run.s3_get(urllib.parse.quote(key)) == PNG, "object %s differs from the upload" % key
@@ -223,6 +256,7 @@ def upload_image(run):
 
 
 def send_and_watch_stream(b):
+    """Sends MESSAGE; the answer must be seen half-written before it is whole."""
     box = chat_input(b)
     box.click()
     box.send_keys(MESSAGE)
@@ -246,30 +280,101 @@ def image_loads(b):
     return None
 
 
+def sign_out(b):
+    b.d.get(LOBE + "/")
+    click_text(b, "the user menu", [USER], 60)
+    click_text(b, "Log Out", ["Log Out"])
+    b.wait("LobeChat's sign-in page after logging out", lambda: "/signin" in b.d.current_url, 60)
+    b.shot("signed-out")
+    # A new browser session: Logto must ask for the password again.
+    b.d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+
+
+def history_is_there(b):
+    """The first chat, its message, the answer and the image, after a reload."""
+    b.d.get(LOBE + "/")
+    click_text(b, "the earlier topic", ["Tell me about promet"], 60)
+    b.wait("the earlier message and answer", lambda: MESSAGE in b.text() and ANSWER_END in b.text(), 60)
+    src = b.wait("the uploaded image (presigned GET through the proxy)", lambda: image_loads(b), 60)
+    return src
+
+
+def step(name):
+    log("--- " + name)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifacts", default="target/real-artifacts")
     a = ap.parse_args()
     run = Run(a.artifacts)
     ok = False
+    t0 = time.time()
     try:
+        step("1. the whole stack from an empty data dir, one config file")
         run.start()
+        lobechat_listens_on_loopback_only()
+        step("2. a real browser: sign up through Logto, chat, upload, stream")
         run.b = b = Browser(os.path.join(run.dir, "data/pki/ca.crt"), stack.HOSTS,
                             os.path.join(run.artifacts, "screens"))
         lobechat_start_sign_in(b)
         logto_sign_up(b)
         consent_if_asked(b)
-        wait_signed_in(b, "signed in")
-        log("signed in to LobeChat as %s through Logto" % USER)
-        # TODO: new chat, upload, message, sign out/in, restarts
+        b.wait("LobeChat after sign-up", lambda: on_lobechat_app(b), 120)
+        lobechat_onboarding(b)
+        log("signed in to LobeChat as %s (registered on Logto's own page)" % USER)
+        open_chat(b)
+        key = upload_image(run)
+        send_and_watch_stream(b)
+        calls = [json.loads(line) for line in open(os.path.join(run.dir, "llm.jsonl"))]
+        asked = [c for c in calls if c.get("stream") and MESSAGE in c.get("user", "")]
+        assert asked, "the model server never got the message: %s" % calls
+        assert key.split("/")[-1] in asked[0]["user"], "the model was not given the upload"
+        step("3. sign out, sign in again with the same user")
+        sign_out(b)
+        lobechat_start_sign_in(b)
+        logto_sign_in(b)
+        consent_if_asked(b)
+        b.wait("LobeChat after signing in again", lambda: on_lobechat_app(b), 120)
+        src = history_is_there(b)
+        b.shot("history-after-sign-in")
+        log("signed in again: the chat, its answer and the image are there (%s...)" % src[:60])
+        step("4. SIGKILL LobeChat, Logto, PostgreSQL in turn")
+        for unit in ("lobechat", "logto", "postgres"):
+            run.kill_and_wait(unit)
+            b.wait("LobeChat working after %s came back" % unit, lambda: reload_works(b), 180, 1)
+            history_is_there(b)
+            b.shot("after-kill-" + unit)
+            log("after SIGKILL of %s: page works after reload, chat and image there" % unit)
+        assert run.s3_get(urllib.parse.quote(key)) == PNG, "the upload changed"
         ok = True
-    except Exception:
+    except Exception:  # noqa: BLE001 - report everything, keep the artifacts
         traceback.print_exc()
         print(stack.tail(run.daemon_log, 80))
     finally:
         run.finish()
-    log("artifacts in %s" % run.artifacts)
+    log("%s in %.0f s; screenshots and daemon log in %s"
+        % ("PASSED" if ok else "FAILED", time.time() - t0, run.artifacts))
     sys.exit(0 if ok else 1)
+
+
+def reload_works(b):
+    """A reload shows the signed-in home page (the user's name) within 20 s."""
+    b.d.get(LOBE + "/")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if on_lobechat_app(b) and USER in b.text():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def lobechat_listens_on_loopback_only():
+    """HOSTNAME=localhost must still mean loopback only (the proxy is the way in)."""
+    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % P["lobechat"]], capture_output=True,
+                         text=True, check=True).stdout
+    addrs = {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+    assert addrs == {"127.0.0.1"}, "LobeChat listens on %s, not only 127.0.0.1" % addrs
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A small OpenAI-compatible model server on loopback (no GPU here): LobeChat's `openai`
-provider is pointed at it through OPENAI_PROXY_URL. `POST /v1/chat/completions` with
+"""A small OpenAI-compatible model server on loopback (no GPU here), in vLLM's place:
+LobeChat's `vllm` provider is pointed at it through VLLM_PROXY_URL. `POST /v1/chat/completions` with
 `stream: true` answers as server-sent events, one word per event, WORD_DELAY apart, so
 the test can see the answer arrive in pieces through LobeChat and our proxy.
 Every request is appended to --log as one JSON line (path, model, last user message).
@@ -72,7 +72,8 @@ class Handler(BaseHTTPRequestHandler):
         user = last_user_text(req.get("messages"))
         record({"path": self.path, "model": req.get("model"), "stream": req.get("stream"),
                 "user": user, "auth": self.headers.get("Authorization", "")[:12]})
-        text = ANSWER.format(echo=" ".join(user.split()[:12]) or "(none)")
+        first_line = user.strip().splitlines()[0] if user.strip() else ""
+        text = ANSWER.format(echo=" ".join(first_line.split()[:12]) or "(none)")
         if not req.get("stream"):
             return self.json_reply(200, {
                 "id": "chatcmpl-pstest", "object": "chat.completion", "created": int(time.time()),

@@ -97,10 +97,11 @@ node = "{real}/node24/bin/node"
 port = {p['lobechat']}
 
 [services.lobechat.env]
-OPENAI_API_KEY = "sk-pstest-local"
-OPENAI_PROXY_URL = "http://127.0.0.1:{p['llm']}/v1"
-OPENAI_MODEL_LIST = "-all,+fake-model=Local test model"
-DEFAULT_AGENT_CONFIG = "model=fake-model;provider=openai"
+# As an on-prem GPU server would serve a model: vLLM's OpenAI-compatible API.
+VLLM_API_KEY = "pstest-local"
+VLLM_PROXY_URL = "http://127.0.0.1:{p['llm']}/v1"
+VLLM_MODEL_LIST = "-all,+fake-model=Local test model<32000:vision>"
+DEFAULT_AGENT_CONFIG = "model=fake-model;provider=vllm"
 
 # The model server: any program can be a unit.
 [services.llm]
