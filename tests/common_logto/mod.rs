@@ -2,7 +2,6 @@
 //! user `postgres` on a port from this suite's range, and Logto-shaped tables.
 #![allow(dead_code)]
 
-pub mod browser;
 pub mod daemon;
 pub mod direct;
 pub mod image;

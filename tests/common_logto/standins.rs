@@ -20,7 +20,7 @@ pub(super) fn put(src: &Path, dst: &Path) {
 /// The node binary the stand-ins run on.
 pub fn node() -> PathBuf {
     prometheus_stack::plan::find_executable("node", None)
-        .expect("node is missing: run tests/setup.sh (npm oidc-provider needs it too)")
+        .expect("node is missing: run tests/setup.sh")
 }
 
 /// `dir/logto`: packages/core/index.js (the server), packages/cli/bin/logto.js (the seed),
@@ -66,28 +66,5 @@ pub fn lobechat_release(dir: &Path, expect: &serde_json::Value) -> PathBuf {
     );
     std::fs::create_dir_all(root.join("migrations")).unwrap();
     std::fs::write(root.join("standin.json"), expect.to_string()).unwrap();
-    root
-}
-
-/// npm packages installed by tests/setup.sh (`oidc-provider`).
-pub fn node_modules() -> PathBuf {
-    let p = crate::common::deps().join("node/node_modules");
-    assert!(
-        p.join("oidc-provider").is_dir(),
-        "{} has no oidc-provider: run tests/setup.sh",
-        p.display()
-    );
-    p
-}
-
-/// Like [`logto_release`], but the server is a real OIDC provider (`oidc-provider`)
-/// serving the clients found in the database under ENDPOINT/oidc.
-pub fn logto_oidc_release(dir: &Path) -> PathBuf {
-    let root = logto_release(dir);
-    let core = root.join("packages/core");
-    std::fs::remove_file(core.join("index.js")).unwrap();
-    put(&standin("logto_oidc_standin.mjs"), &core.join("index.mjs"));
-    std::fs::write(core.join("package.json"), r#"{"main": "index.mjs"}"#).unwrap();
-    std::os::unix::fs::symlink(node_modules(), core.join("node_modules")).unwrap();
     root
 }

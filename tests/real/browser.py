@@ -75,18 +75,24 @@ class Browser:
                              % (timeout, what, self.d.current_url, path, last, body))
 
     def visible(self, css):
-        return [e for e in self.d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
+        """Displayed elements matching `css` (one round trip, like `by_text`)."""
+        return self.d.execute_script("""
+            return [...document.querySelectorAll(arguments[0])].filter((e) => {
+              const r = e.getBoundingClientRect();
+              return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+            });""", css)
 
     def by_text(self, text, tags="button,a,span,div"):
-        """Displayed elements whose own text is exactly `text` (innermost first)."""
-        out = []
-        for e in self.d.find_elements(By.CSS_SELECTOR, tags):
-            try:
-                if e.is_displayed() and e.text.strip() == text:
-                    out.append(e)
-            except StaleElementReferenceException:
-                pass
-        return out[::-1]
+        """Displayed elements whose own text is exactly `text`, innermost first (one
+        round trip: asking the driver element by element takes seconds on LobeChat's pages)."""
+        return self.d.execute_script("""
+            const [text, tags] = arguments;
+            const hits = [...document.querySelectorAll(tags)].filter((e) => {
+              if ((e.innerText || '').trim() !== text) return false;
+              const r = e.getBoundingClientRect();
+              return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+            });
+            return hits.reverse();""", text, tags)
 
     def text(self):
         return self.d.find_element(By.TAG_NAME, "body").text

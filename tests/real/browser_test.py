@@ -50,8 +50,11 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==")
 
 
+T0 = time.time()
+
+
 def log(msg):
-    print("[real] %s" % msg, flush=True)
+    print("[real] %5.1fs %s" % (time.time() - T0, msg), flush=True)
 
 
 class Run:
