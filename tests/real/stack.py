@@ -136,16 +136,25 @@ def names_resolve():
         return False
 
 
+def can_unshare():
+    """Whether this root may make a mount namespace (not in every container)."""
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
 def start_daemon(config, log_path, d):
     """`prometheus-stack run`, in a private mount namespace with our /etc/hosts when root."""
     cmd = [binary(), "--config", config, "run"]
-    if os.geteuid() == 0 and shutil.which("unshare"):
+    if names_resolve():
+        pass
+    elif os.geteuid() == 0 and can_unshare():
         hosts = hosts_file(d)
         cmd = ["unshare", "--mount", "--propagation", "private", "--",
                "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts] + cmd
-    elif not names_resolve():
-        sys.exit("%s must resolve to 127.0.0.1 on this machine (not root, so no private "
-                 "namespace): add to /etc/hosts:\n127.0.0.1 %s" % (HOSTS, " ".join(HOSTS)))
+    else:
+        sys.exit("%s must resolve to 127.0.0.1 on this machine (no private mount namespace: "
+                 "not root, or not allowed here): add to /etc/hosts:\n127.0.0.1 %s" % (HOSTS, " ".join(HOSTS)))
     log = open(log_path, "ab")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
