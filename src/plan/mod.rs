@@ -309,6 +309,10 @@ pub struct Route {
     pub path: String,
     pub action: RouteAction,
     pub max_body: Option<u64>,
+    /// Responses are user uploads, served inert (sandbox CSP, nosniff, downloads for
+    /// anything but raster images and media): the bucket route.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uploads: bool,
 }
 
 /// Where a route goes.

@@ -48,6 +48,7 @@ pub(super) fn proxy_plan(
                     path: r.path.clone(),
                     action,
                     max_body: r.max_body.map(|b| b.0),
+                    uploads: false,
                 });
             }
         }

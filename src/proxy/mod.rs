@@ -38,6 +38,7 @@ mod service;
 mod status_page;
 mod supervised;
 mod tls;
+mod uploads;
 
 pub use access_log::ACCESS_TARGET;
 pub use error::ProxyError;

@@ -25,6 +25,8 @@ pub(crate) struct Route {
     /// None for redirects, and for an address that is not a valid `host:port` (502).
     pub target: Option<Target>,
     pub max_body: Option<u64>,
+    /// Responses are user uploads: rewritten by `uploads::harden`.
+    pub uploads: bool,
 }
 
 impl Route {
@@ -41,6 +43,7 @@ impl Route {
             redirect,
             target,
             max_body: r.max_body,
+            uploads: r.uploads,
         }
     }
 }
@@ -172,6 +175,7 @@ mod tests {
                     path: p.to_string(),
                     action: RouteAction::Address(format!("127.0.0.1:1{}", p.len())),
                     max_body: None,
+                    uploads: false,
                 })
                 .collect(),
         }

@@ -151,7 +151,11 @@ async fn route(
         }
     }
     let limit = route.max_body.unwrap_or(state.max_body);
-    forward_to(state, conn, authority, target, limit, req).await
+    let mut resp = forward_to(state, conn, authority, target, limit, req).await;
+    if route.uploads {
+        super::uploads::harden(resp.headers_mut());
+    }
+    resp
 }
 
 fn redirect(loc: &str) -> Response<ResponseBody> {

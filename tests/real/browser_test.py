@@ -341,6 +341,7 @@ def main():
         b.wait("LobeChat after signing in again", lambda: on_lobechat_app(b), 120)
         src = history_is_there(b)
         b.shot("history-after-sign-in")
+        uploads_are_inert_but_images_inline(run, src)
         log("signed in again: the chat, its answer and the image are there (%s...)" % src[:60])
         step("4. SIGKILL LobeChat, Logto, PostgreSQL in turn")
         for unit in ("lobechat", "logto", "postgres"):
@@ -359,6 +360,21 @@ def main():
     log("%s in %.0f s; screenshots and daemon log in %s"
         % ("PASSED" if ok else "FAILED", time.time() - t0, run.artifacts))
     sys.exit(0 if ok else 1)
+
+
+def uploads_are_inert_but_images_inline(run, src):
+    """The image the page shows, fetched as the browser did: sandboxed, still inline."""
+    r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert",
+                        os.path.join(run.dir, "data/pki/ca.crt"), "--resolve",
+                        "lobe.%s:%d:127.0.0.1" % (stack.DOMAIN, P["https"]), src],
+                       capture_output=True, text=True, check=True)
+    h = {k.strip().lower(): v.strip() for k, _, v in
+         (line.partition(":") for line in r.stdout.splitlines()[1:]) if v}
+    assert h.get("content-security-policy", "").startswith("sandbox;"), h
+    assert h.get("x-content-type-options") == "nosniff", h
+    assert "attachment" not in h.get("content-disposition", ""), h
+    assert h.get("content-type") == "image/png", h
+    log("the image through the bucket route: sandbox CSP + nosniff, still inline (image/png)")
 
 
 def reload_works(b):

@@ -221,6 +221,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 port,
             },
             max_body: None,
+            uploads: false,
         },
     ));
     e

@@ -281,6 +281,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 port,
             },
             max_body: None,
+            uploads: false,
         },
     ));
     if let Some(h) = &admin_public {
@@ -293,6 +294,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                     port: admin_port,
                 },
                 max_body: None,
+                uploads: false,
             },
         ));
         e.routes.push((
@@ -301,6 +303,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 path: "/admin".into(),
                 action: RouteAction::Redirect(format!("{admin_endpoint}/console")),
                 max_body: None,
+                uploads: false,
             },
         ));
     }

@@ -349,6 +349,7 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
                     port,
                 },
                 max_body: Some(BUCKET_ROUTE_MAX_BODY),
+                uploads: true,
             },
         )),
         (None, _) => e.warnings.push(format!(
