@@ -3,14 +3,14 @@
 //! cannot be built here). The daemon generates the root key, prepares the data dir, starts
 //! the store, waits for /health, then objects-init provisions the bucket; `status` shows
 //! the root-key warning; the daemon's TLS proxy serves the bucket on the app origin
-//! (anonymous read through the policy, presigned read); SIGTERM stops the store.
+//! (private by default: anonymous read refused, presigned read served); SIGTERM stops
+//! the store.
 
 mod common;
 mod common_objects;
 
 use common_objects::{curl_async, root_client, rustfs_standin, tls_args};
 use prometheus_stack::secrets::SecretStore;
-use prometheus_stack::stack::objects::init::check_public_read_policy;
 use prometheus_stack::stack::objects::s3::object_path;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -117,12 +117,13 @@ port = {PORT}
     // The daemon generated the root key; the bucket is provisioned under it.
     let store = SecretStore::with_credentials(&data, None);
     let c = root_client(&store, PORT);
-    check_public_read_policy(&c.get_bucket_policy("lobe").await.unwrap(), "lobe").unwrap();
+    let no_policy = c.get_bucket_policy("lobe").await.unwrap_err();
+    assert_eq!(no_policy.code(), Some("NoSuchBucketPolicy"), "{no_policy}");
 
-    // Through the daemon's own TLS proxy on the app origin: an uploaded object is read
-    // anonymously at S3_PUBLIC_DOMAIN/BUCKET/KEY (allowed by the policy; moto applies it)
-    // and with a presigned GET. (Presigned uploads through the proxy are proven against
-    // s3s-fs, which verifies signatures, in objects_proxy.rs.)
+    // Through the daemon's own TLS proxy on the app origin: an uploaded object is not
+    // readable anonymously (no policy; moto applies policies to anonymous reads), only
+    // with a presigned GET, as LobeChat v2 reads. (Presigned uploads through the proxy are
+    // proven against s3s-fs, which verifies signatures, in objects_proxy.rs.)
     let origin = format!("https://lobe.example.com:{HTTPS_PORT}");
     let tls = tls_args(&data, "lobe.example.com", HTTPS_PORT);
     c.put_object("lobe", "chat/upload.txt", "uploaded".into())
@@ -132,8 +133,7 @@ port = {PORT}
     let mut args = tls.clone();
     args.push(format!("{origin}{path}"));
     let (st, body) = curl_async(args).await;
-    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(body, b"uploaded");
+    assert_eq!(st, 403, "anonymous read: {}", String::from_utf8_lossy(&body));
     let get = c
         .presign(&origin, "GET", &path, Duration::from_secs(300))
         .unwrap();

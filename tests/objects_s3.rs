@@ -51,7 +51,10 @@ async fn init_task_against_moto(preset: &str) {
     write_root_key(tmp.path(), "rootuser", "rootpassword123");
     let p = plan(&objects_config(
         tmp.path().to_str().unwrap(),
-        &format!("preset = \"{preset}\"\nport = {}", m.port),
+        &format!(
+            "preset = \"{preset}\"\nport = {}\npublic_read = true",
+            m.port
+        ),
     ));
 
     let (ctx, lines) = task_ctx(&p, "objects-init", tmp.path());
@@ -123,6 +126,7 @@ async fn init_replaces_a_wider_policy_with_exactly_public_get_moto() {
         app_origin: None,
         store: "objects".into(),
         flavor: Flavor::RustFs,
+        public_read: true,
     };
     let out = provision(&c, &spec, &quiet(), Duration::from_secs(5))
         .await
@@ -146,6 +150,7 @@ async fn init_retries_while_the_store_warms_up_moto() {
         app_origin: Some("https://lobe.example.com".into()),
         store: "objects".into(),
         flavor: Flavor::Minio,
+        public_read: true,
     };
     let c = client(&spec.endpoint, "a", "b");
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -197,6 +202,7 @@ async fn init_fails_clearly_when_the_store_lacks_bucket_policies_s3s_fs() {
         app_origin: Some("https://lobe.example.com".into()),
         store: "objects".into(),
         flavor: Flavor::RustFs,
+        public_read: true,
     };
     let e = provision(&c, &spec, &quiet(), Duration::from_secs(5))
         .await
@@ -310,6 +316,7 @@ async fn anonymous_get_works_only_through_the_policy_objects_init_sets_moto() {
         app_origin: None,
         store: "objects".into(),
         flavor: Flavor::Minio,
+        public_read: true,
     };
     provision(&c, &spec, &quiet(), Duration::from_secs(5))
         .await
@@ -322,4 +329,43 @@ async fn anonymous_get_works_only_through_the_policy_objects_init_sets_moto() {
         403,
         "the policy is scoped to its bucket"
     );
+
+    // The default (LobeChat v2): private. The policy found is removed, the GET refused.
+    let private = InitSpec {
+        public_read: false,
+        ..spec
+    };
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let l2 = lines.clone();
+    let log = move |s: String| l2.lock().unwrap().push(s);
+    provision(&c, &private, &log, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let l = lines.lock().unwrap().join("\n");
+    assert!(l.contains("removed the bucket policy"), "{l}");
+    assert_eq!(curl(&[&url("lobe")]).0, 403, "private again");
+    provision(&c, &private, &quiet(), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+/// The rustfs preset without LobeChat v1 keeps the bucket private; on a store without
+/// bucket policies (s3s-fs: every unsigned request is refused) that is not an error.
+#[tokio::test]
+async fn preset_default_is_a_private_bucket_s3s_fs() {
+    let s = s3s_fs("privkey", "privsecret12345");
+    let tmp = tempfile::tempdir().unwrap();
+    write_root_key(tmp.path(), "privkey", "privsecret12345");
+    let p = plan(&objects_config(
+        tmp.path().to_str().unwrap(),
+        &format!("preset = \"rustfs\"\nport = {}", s.port),
+    ));
+    let (ctx, lines) = task_ctx(&p, "objects-init", tmp.path());
+    run_unit_task(ctx).await.expect("private bucket on s3s-fs");
+    let l = lines.lock().unwrap().join("\n");
+    assert!(l.contains("bucket lobe is private"), "{l}");
+    let c = client(&s.endpoint(), "privkey", "privsecret12345");
+    c.put_object("lobe", "x.png", "png".into()).await.unwrap();
+    let anon = format!("{}{}", s.endpoint(), object_path("lobe", "x.png"));
+    assert_eq!(curl(&[&anon]).0, 403);
 }

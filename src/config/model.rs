@@ -211,6 +211,9 @@ pub struct ServiceSection {
     // --- presets "rustfs" / "minio" ---
     pub binary: Option<PathBuf>,
     pub bucket: Option<String>,
+    /// Anonymous GetObject on the bucket; default only for LobeChat v1 (v2 reads
+    /// through presigned URLs, so the bucket stays private).
+    pub public_read: Option<bool>,
 
     // --- presets "logto" / "lobechat" ---
     /// Native runtime: the unpacked release directory (Logto) or app directory (LobeChat).

@@ -1,7 +1,9 @@
 //! objects-init: the oneshot that makes the store usable by LobeChat, idempotently.
 //!
-//! Bucket (created when missing), a bucket policy granting anonymous `s3:GetObject` on
-//! `BUCKET/*` and nothing else (read back and checked), CORS for the app origin where the
+//! Bucket (created when missing), private by default (no bucket policy; one found is
+//! removed: uploads are user content and LobeChat v2 reads them through presigned URLs),
+//! or with `public_read` a policy granting anonymous `s3:GetObject` on `BUCKET/*` and
+//! nothing else (read back and checked); CORS for the app origin where the
 //! store implements PutBucketCors. Retries inside while the store warms up; the supervisor's
 //! on-failure restart with backoff covers the rest.
 
@@ -26,6 +28,9 @@ pub struct InitSpec {
     /// The store's unit name (for messages and the dependency).
     pub store: String,
     pub flavor: Flavor,
+    /// Anonymous GetObject on `bucket/*` (LobeChat v1); false keeps the bucket private
+    /// and removes a policy found on it.
+    pub public_read: bool,
 }
 
 /// Errors of objects-init; each says what to fix.
@@ -75,10 +80,14 @@ pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
 /// The Rust function behind objects-init.
 pub fn task(spec: InitSpec) -> Task {
     let describe = format!(
-        "objects-init: bucket {} at {} (public GetObject on {}/*, CORS {})",
+        "objects-init: bucket {} at {} ({}, CORS {})",
         spec.bucket,
         spec.endpoint,
-        spec.bucket,
+        if spec.public_read {
+            format!("public GetObject on {}/*", spec.bucket)
+        } else {
+            "private".to_string()
+        },
         spec.app_origin.as_deref().unwrap_or("none")
     );
     Task::new(describe, move |ctx: TaskContext| {
@@ -121,29 +130,11 @@ pub async fn provision(
         c
     };
 
-    let policy = public_read_policy(b);
-    match retrying(started, warmup, log, || {
-        client.put_bucket_policy(b, &policy)
-    })
-    .await
-    {
-        Ok(()) => {}
-        Err(e) if e.code() == Some("NotImplemented") => {
-            return Err(InitError::PolicyUnsupported {
-                endpoint: client.endpoint().into(),
-                bucket: b.into(),
-            })
-        }
-        Err(e) => return Err(e.into()),
+    if spec.public_read {
+        ensure_public_read(client, spec, log, started, warmup).await?;
+    } else {
+        ensure_private(client, b, log, started, warmup).await?;
     }
-    let stored = retrying(started, warmup, log, || client.get_bucket_policy(b)).await?;
-    check_public_read_policy(&stored, b).map_err(|reason| InitError::PolicyMismatch {
-        bucket: b.into(),
-        reason,
-    })?;
-    log(format!(
-        "bucket policy: anonymous s3:GetObject on arn:aws:s3:::{b}/* only (read back and checked)"
-    ));
 
     let cors = match &spec.app_origin {
         None => {
@@ -174,6 +165,71 @@ pub async fn provision(
         spec.flavor.preset()
     ));
     Ok(Outcome { created, cors })
+}
+
+/// Anonymous GetObject on `bucket/*` only, written and read back.
+async fn ensure_public_read(
+    client: &S3Client,
+    spec: &InitSpec,
+    log: &(dyn Fn(String) + Send + Sync),
+    started: Instant,
+    warmup: Duration,
+) -> Result<(), InitError> {
+    let b = spec.bucket.as_str();
+    let policy = public_read_policy(b);
+    match retrying(started, warmup, log, || {
+        client.put_bucket_policy(b, &policy)
+    })
+    .await
+    {
+        Ok(()) => {}
+        Err(e) if e.code() == Some("NotImplemented") => {
+            return Err(InitError::PolicyUnsupported {
+                endpoint: client.endpoint().into(),
+                bucket: b.into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let stored = retrying(started, warmup, log, || client.get_bucket_policy(b)).await?;
+    check_public_read_policy(&stored, b).map_err(|reason| InitError::PolicyMismatch {
+        bucket: b.into(),
+        reason,
+    })?;
+    log(format!(
+        "bucket policy: anonymous s3:GetObject on arn:aws:s3:::{b}/* only (read back and checked)"
+    ));
+    Ok(())
+}
+
+/// No bucket policy at all: every read and write must be signed (LobeChat v2 presigns).
+/// A policy found (an older install's public read, or one set by hand) is removed.
+async fn ensure_private(
+    client: &S3Client,
+    b: &str,
+    log: &(dyn Fn(String) + Send + Sync),
+    started: Instant,
+    warmup: Duration,
+) -> Result<(), InitError> {
+    match retrying(started, warmup, log, || client.get_bucket_policy(b)).await {
+        Ok(found) => {
+            retrying(started, warmup, log, || client.delete_bucket_policy(b)).await?;
+            log(format!(
+                "bucket {b} is private: removed the bucket policy it had ({})",
+                found.chars().take(200).collect::<String>()
+            ));
+        }
+        Err(e) if e.code() == Some("NoSuchBucketPolicy") => {
+            log(format!("bucket {b} is private (no bucket policy)"));
+        }
+        Err(e) if e.code() == Some("NotImplemented") => {
+            log(format!(
+                "bucket {b} is private (the store has no bucket policies: only signed requests are served)"
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Retries `f` while the store is starting (connection refused, 503), up to `warmup`.

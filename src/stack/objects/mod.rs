@@ -290,6 +290,13 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     u.prepare = Some(prepare_task(host_data.clone()));
     e.units.push(u);
 
+    // LobeChat v1 builds public file URLs (S3_PUBLIC_DOMAIN/BUCKET/KEY): it needs anonymous
+    // reads. v2 presigns every read (S3_SET_ACL=0), so by default the bucket is private.
+    let v1_peer = ctx.find_preset("lobechat").is_some_and(|(_, s)| {
+        crate::stack::lobechat::env::Edition::parse(s, "")
+            == Ok(crate::stack::lobechat::env::Edition::V1)
+    });
+    let public_read = ctx.section.public_read.unwrap_or(v1_peer);
     let init_name = init_unit_name(ctx.name);
     e.units.push(init::unit(
         &init_name,
@@ -300,6 +307,7 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
             app_origin: origin.clone(),
             store: ctx.name.to_string(),
             flavor,
+            public_read,
         },
     ));
 

@@ -343,6 +343,15 @@ impl S3Client {
         Ok(String::from_utf8_lossy(&r.body).into_owned())
     }
 
+    /// DeleteBucketPolicy (204 also when there was none, on most stores).
+    pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<(), S3Error> {
+        let op = format!("DeleteBucketPolicy {bucket}");
+        let path = format!("{}?policy", bucket_path(bucket));
+        self.send(Method::DELETE, &path, &[], Bytes::new(), &op)
+            .await
+            .map(|_| ())
+    }
+
     /// PutBucketCors with an XML `CORSConfiguration`.
     pub async fn put_bucket_cors(&self, bucket: &str, xml: &str) -> Result<(), S3Error> {
         let op = format!("PutBucketCors {bucket}");
