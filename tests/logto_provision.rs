@@ -68,6 +68,22 @@ async fn run_provision(plan: Plan, store: &SecretStore) -> Result<Vec<String>, S
     Ok(out)
 }
 
+/// One provisioning run with LobeChat's client `spec` (secret "s3cret").
+async fn provision_client(
+    db: &mut tokio_postgres::Client,
+    spec: &ClientSpec,
+    air_gapped: bool,
+) -> Result<provision::Report, provision::ProvisionError> {
+    provision::provision(
+        db,
+        Some((spec, "s3cret")),
+        air_gapped,
+        "users.invalid",
+        "logto-seed",
+    )
+    .await
+}
+
 fn app_row(pg: &Postgres) -> String {
     pg.psql(
         "logto",
@@ -229,16 +245,10 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
         "ALTER TABLE sign_in_experiences RENAME COLUMN password_policy TO pp",
     )
     .unwrap();
-    let err = provision::provision(
-        &mut db,
-        Some((&spec, "s3cret")),
-        true,
-        "users.invalid",
-        "logto-seed",
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = provision_client(&mut db, &spec, true)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sign_in_experiences.password_policy"), "{err}");
     assert!(err.contains("logto-seed"), "{err}");
     assert_eq!(
@@ -249,26 +259,10 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
     );
 
     // Not air-gapped: the policy is not touched at all, so the renamed column is fine.
-    let r = provision::provision(
-        &mut db,
-        Some((&spec, "s3cret")),
-        false,
-        "users.invalid",
-        "logto-seed",
-    )
-    .await
-    .unwrap();
+    let r = provision_client(&mut db, &spec, false).await.unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Created));
     assert_eq!(r.pwned_check_disabled, 0);
-    let r = provision::provision(
-        &mut db,
-        Some((&spec, "s3cret")),
-        false,
-        "users.invalid",
-        "logto-seed",
-    )
-    .await
-    .unwrap();
+    let r = provision_client(&mut db, &spec, false).await.unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Unchanged));
 
     // A different application type (changed by hand) is put back to Traditional.
@@ -278,15 +272,7 @@ async fn provisioning_is_one_transaction_and_names_a_missing_column() {
         "UPDATE applications SET type = 'SPA' WHERE id = 'prometheus-lobechat'",
     )
     .unwrap();
-    let r = provision::provision(
-        &mut db,
-        Some((&spec, "s3cret")),
-        false,
-        "users.invalid",
-        "logto-seed",
-    )
-    .await
-    .unwrap();
+    let r = provision_client(&mut db, &spec, false).await.unwrap();
     assert_eq!(r.client, Some(ClientOutcome::Updated(vec!["type"])));
 }
 

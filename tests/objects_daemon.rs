@@ -133,7 +133,12 @@ port = {PORT}
     let mut args = tls.clone();
     args.push(format!("{origin}{path}"));
     let (st, body) = curl_async(args).await;
-    assert_eq!(st, 403, "anonymous read: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        st,
+        403,
+        "anonymous read: {}",
+        String::from_utf8_lossy(&body)
+    );
     let get = c
         .presign(&origin, "GET", &path, Duration::from_secs(300))
         .unwrap();

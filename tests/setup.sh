@@ -16,15 +16,9 @@ APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
 APT_PKGS+=(man-db)  # tests/package.sh: systemd-analyze verify runs man for Documentation=man:
 # The real tier (tests/real): a real browser, and certutil to trust our CA the operator's way.
 APT_PKGS+=(chromium chromium-driver python3-selenium libnss3-tools rsync patch)
-missing=()
-for p in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "apt-get install ${missing[*]}"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=tests/apt_need.sh
+. "$(dirname "$0")/apt_need.sh"
+apt_need "${APT_PKGS[@]}"
 # Debian starts a cluster on 5432 at install; tests start their own postgres.
 $SUDO systemctl stop postgresql >/dev/null 2>&1 || true
 $SUDO pg_ctlcluster 15 main stop >/dev/null 2>&1 || true

@@ -20,25 +20,9 @@ os.environ["S3_IGNORE_SUBDOMAIN_BUCKETNAME"] = "true"
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
+from rustfs_cli import parse  # noqa: E402 (after the env moto reads at import)
 
-def fail(msg):
-    print("rustfs stand-in: " + msg, file=sys.stderr)
-    sys.exit(2)
-
-
-args = sys.argv[1:]
-if len(args) != 3 or args[0] != "--address":
-    fail("expected: --address 127.0.0.1:PORT DIR, got %r" % args)
-host, _, port = args[1].rpartition(":")
-if host != "127.0.0.1":
-    fail("must listen on loopback, got %r" % args[1])
-data = args[2]
-if not os.path.isdir(data):
-    fail("data dir %s does not exist (prepare should create it)" % data)
-key = os.environ.get("RUSTFS_ACCESS_KEY", "")
-secret = os.environ.get("RUSTFS_SECRET_KEY", "")
-if len(key) < 3 or len(secret) < 8:
-    fail("RUSTFS_ACCESS_KEY (>= 3 chars) and RUSTFS_SECRET_KEY (>= 8 chars) are required")
+port, data, key, secret = parse()
 with open(os.path.join(data, "standin.json"), "w") as f:
     json.dump({"argv": sys.argv[1:], "access_key": key, "secret_key": secret,
                "env": {k: v for k, v in os.environ.items() if k.startswith("RUSTFS_")}}, f)
@@ -59,4 +43,4 @@ def app(environ, start_response):
     return s3(environ, start_response)
 
 
-run_simple(host, int(port), app, threaded=True)
+run_simple("127.0.0.1", port, app, threaded=True)

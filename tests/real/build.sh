@@ -32,17 +32,8 @@ phase_start=0
 phase() { phase_start=$SECONDS; log "$*"; }
 phase_done() { log "  done in $((SECONDS - phase_start)) s"; }
 
-apt_need() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+# shellcheck source=tests/apt_need.sh
+. "$HERE/../apt_need.sh"
 
 # Node.js from PyPI into REAL/nodeMAJOR; its own npm/npx launchers are broken, so bin/
 # gets working ones (npm-cli.js with this node) and pnpm.
@@ -94,6 +85,13 @@ key_of() { # RECIPE FILES... -> short sha256 of recipe + file contents
   { echo "$recipe"; sha256sum "$@" | cut -d' ' -f1; } | sha256sum | cut -c1-16
 }
 
+# Publishes REAL/NAME-KEY when a complete build is there; fails when it must be built.
+use_cached() { # NAME KEY LABEL
+  [ -f "$REAL/$1-$2/.complete" ] || return 1
+  log "$3: cached ($REAL/$1-$2)"
+  publish "$1" "$2"
+}
+
 # Points REAL/NAME at REAL/NAME-KEY (atomic symlink swap); old builds are removed.
 publish() { # NAME KEY
   ln -sfn "$1-$2" "$REAL/.$1.link" && mv -T "$REAL/.$1.link" "$REAL/$1"
@@ -106,11 +104,7 @@ build_logto() {
   local key
   key=$(key_of "logto $LOGTO_RECIPE node $NODE22 pnpm $PNPM" "$src/logto-$LOGTO_VERSION-src.tar.gz" "$src/offline.patch")
   local out="$REAL/logto-$key" work="$REAL/logto-$key.work"
-  if [ -f "$out/.complete" ]; then
-    log "Logto $LOGTO_VERSION: cached ($out)"
-    publish logto "$key"
-    return
-  fi
+  use_cached logto "$key" "Logto $LOGTO_VERSION" && return
   local t0=$SECONDS
   export PATH="$REAL/node22/bin:$PATH"
   if [ ! -f "$work/.unpacked" ]; then
@@ -178,11 +172,7 @@ build_lobechat() {
   key=$(key_of "lobechat $LOBECHAT_VERSION $LOBECHAT_RECIPE node $NODE24 pnpm $PNPM" \
     "$src/npmrc" "$src/pnpm-lock.resolved.yaml")
   local out="$REAL/lobechat-$key" work="$REAL/lobechat-$key.work"
-  if [ -f "$out/.complete" ]; then
-    log "LobeChat $LOBECHAT_VERSION: cached ($out)"
-    publish lobechat "$key"
-    return
-  fi
+  use_cached lobechat "$key" "LobeChat $LOBECHAT_VERSION" && return
   local t0=$SECONDS
   export PATH="$REAL/node24/bin:$PATH"
   if [ ! -f "$work/.unpacked" ]; then

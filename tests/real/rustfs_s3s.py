@@ -28,30 +28,16 @@ from urllib.parse import parse_qs, urlsplit
 CHUNK = 64 * 1024
 
 
-def fail(msg):
-    print("rustfs stand-in: " + msg, file=sys.stderr)
-    sys.exit(2)
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-args = sys.argv[1:]
-if len(args) != 3 or args[0] != "--address":
-    fail("expected: --address 127.0.0.1:PORT DIR, got %r" % args)
-host, _, port = args[1].rpartition(":")
-if host != "127.0.0.1":
-    fail("must listen on loopback, got %r" % args[1])
-data = args[2]
-if not os.path.isdir(data):
-    fail("data dir %s does not exist (prepare should create it)" % data)
-key = os.environ.get("RUSTFS_ACCESS_KEY", "")
-secret = os.environ.get("RUSTFS_SECRET_KEY", "")
-if len(key) < 3 or len(secret) < 8:
-    fail("RUSTFS_ACCESS_KEY (>= 3 chars) and RUSTFS_SECRET_KEY (>= 8 chars) are required")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common_objects"))
+from rustfs_cli import fail, parse  # noqa: E402
+
+port, data, key, secret = parse()
 s3s_bin = os.environ.get("S3S_FS") or os.path.join(
     os.environ.get("PSTEST_DEPS", "/opt/prometheus-stack-test"), "s3s/bin/s3s-fs")
 if not os.access(s3s_bin, os.X_OK):
@@ -190,9 +176,9 @@ class Front(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-server = ThreadingHTTPServer(("127.0.0.1", int(port)), Front)
+server = ThreadingHTTPServer(("127.0.0.1", port), Front)
 with open(os.path.join(data, "standin.json"), "w") as f:
-    json.dump({"argv": args, "access_key": key, "s3s_fs": s3s_bin, "inner_port": inner_port}, f)
+    json.dump({"argv": sys.argv[1:], "access_key": key, "s3s_fs": s3s_bin, "inner_port": inner_port}, f)
 try:
     server.serve_forever()
 finally:
