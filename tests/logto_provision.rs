@@ -151,7 +151,8 @@ async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
              FROM sign_in_experiences ORDER BY tenant_id"
         )
         .unwrap(),
-        "admin|false|8\ndefault|false|"
+        "admin|false|12\ndefault|false|12",
+        "air-gapped: no breach check, so at least 12 characters"
     );
 
     // Second run: nothing written (xmin of every touched row unchanged).

@@ -104,6 +104,10 @@ pub struct ProxySection {
     pub max_connections: usize,
     #[serde(default)]
     pub tls: TlsMode,
+    /// Load balancers in front of the proxy whose X-Forwarded-For is kept (addresses or
+    /// CIDR networks); from anyone else it is replaced by the peer address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub site: Vec<SiteSection>,
 }

@@ -4,6 +4,7 @@
 //! CLI. Serializes (for `show-config` and reload diffs) with secrets as placeholders.
 
 mod build;
+pub mod cidr;
 mod env;
 mod graph;
 mod host_checks;
@@ -279,6 +280,8 @@ pub struct ProxyPlan {
     pub https: String,
     pub http: Option<String>,
     pub max_body: u64,
+    /// Peers whose X-Forwarded-For is trusted (`[proxy] trusted_proxies`).
+    pub trusted_proxies: Vec<cidr::Cidr>,
     #[serde(serialize_with = "ser_dur")]
     pub upstream_timeout: Duration,
     #[serde(serialize_with = "ser_dur")]

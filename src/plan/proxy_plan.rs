@@ -106,10 +106,18 @@ pub(super) fn proxy_plan(
             site.routes.push(route);
         }
     }
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in p.trusted_proxies.iter().enumerate() {
+        match t.parse() {
+            Ok(c) => trusted_proxies.push(c),
+            Err(why) => issues.push(Issue::new(format!("proxy.trusted_proxies.{i}"), why)),
+        }
+    }
     ProxyPlan {
         https: p.https.clone(),
         http: p.http.clone(),
         max_body: p.max_body.0,
+        trusted_proxies,
         upstream_timeout: p.upstream_timeout.0,
         connect_timeout: p.connect_timeout.0,
         header_timeout: p.header_timeout.0,

@@ -36,6 +36,13 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// Forwarding headers only a trusted hop may set.
+const CLIENT_FORWARDING: [&str; 4] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+];
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -86,6 +93,8 @@ pub(crate) struct ClientSide<'a> {
     /// Host as the client sent it, with its port.
     pub authority: &'a str,
     pub ip: IpAddr,
+    /// A trusted load balancer: its X-Forwarded-For chain and forwarding headers are kept.
+    pub trusted: bool,
 }
 
 /// Rewrites the client's request into the upstream request for `target`.
@@ -128,6 +137,13 @@ pub(crate) fn upstream_request<B>(
     h.insert(X_FORWARDED_HOST.clone(), authority);
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
     let ip = from.ip.to_string();
+    // The proxy is the edge: what a client claims about earlier hops is dropped (Logto
+    // trusts the leftmost X-Forwarded-For), unless the peer is a configured load balancer.
+    if !from.trusted {
+        for name in CLIENT_FORWARDING {
+            h.remove(name);
+        }
+    }
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
         _ => ip.clone(),
@@ -166,14 +182,32 @@ mod tests {
             .header("x-secret-hop", "1")
             .header("keep-alive", "timeout=5")
             .header("x-forwarded-for", "10.0.0.1")
+            .header("forwarded", "for=10.0.0.1")
+            .header("x-forwarded-port", "1")
             .header("x-keep", "yes")
             .body(())
             .unwrap();
         let from = ClientSide {
             authority: "lobe.example.com:8443",
             ip: "192.0.2.7".parse().unwrap(),
+            trusted: false,
         };
         let target = Authority::from_static("127.0.0.1:3210");
+        let trusted = ClientSide {
+            trusted: true,
+            ..from
+        };
+        let via_lb = upstream_request(
+            Request::builder()
+                .header("x-forwarded-for", "10.0.0.1")
+                .body(())
+                .unwrap(),
+            &target,
+            &trusted,
+            false,
+        )
+        .unwrap();
+        assert_eq!(via_lb.headers()["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         let out = upstream_request(req, &target, &from, false).unwrap();
         assert_eq!(
             out.uri().to_string(),
@@ -183,7 +217,9 @@ mod tests {
         assert_eq!(h["host"], "lobe.example.com:8443");
         assert_eq!(h["x-forwarded-host"], "lobe.example.com:8443");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
+        // The edge: a client's claims about earlier hops are dropped.
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert!(h.get("forwarded").is_none() && h.get("x-forwarded-port").is_none());
         assert_eq!(h["x-real-ip"], "192.0.2.7");
         assert_eq!(h["x-keep"], "yes");
         assert!(h.get("x-secret-hop").is_none());
@@ -204,6 +240,7 @@ mod tests {
         let from = ClientSide {
             authority: "a.example.com",
             ip: "::1".parse().unwrap(),
+            trusted: false,
         };
         let target = Authority::from_static("127.0.0.1:1");
         let out = upstream_request(req, &target, &from, true).unwrap();

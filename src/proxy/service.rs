@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub connect_timeout: Duration,
     pub header_timeout: Duration,
     pub client: Upstream,
+    /// Peers whose X-Forwarded-For chain is kept.
+    pub trusted_proxies: Vec<crate::plan::cidr::Cidr>,
 }
 
 impl State {
@@ -44,6 +46,7 @@ impl State {
             connect_timeout: p.connect_timeout,
             header_timeout: p.header_timeout,
             client,
+            trusted_proxies: p.trusted_proxies.clone(),
         }
     }
 }
@@ -134,6 +137,12 @@ async fn route(
     req: Request<Incoming>,
     upstream: &mut Arc<str>,
 ) -> Response<ResponseBody> {
+    // Both framings at once is how requests get smuggled past a proxy (RFC 9112 §6.3).
+    if req.headers().contains_key(CONTENT_LENGTH)
+        && req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+    {
+        return pages::bad_request("Content-Length and Transfer-Encoding together.");
+    }
     let Some(route) = site.route(req.uri().path()) else {
         return pages::no_route();
     };
@@ -147,7 +156,7 @@ async fn route(
     if let Some(unit) = &target.unit {
         match shared.health.unit_state(unit) {
             Some(v) if v.healthy => {}
-            _ => return status_page::unavailable(unit, &shared.health.all_units()),
+            _ => return status_page::unavailable(),
         }
     }
     let limit = route.max_body.unwrap_or(state.max_body);
@@ -187,9 +196,11 @@ async fn forward_to(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let tripped = Arc::new(AtomicBool::new(false));
     let req = req.map(|b| RequestBody::new(b, limit, tripped.clone()));
+    let ip = conn.peer.ip();
     let from = ClientSide {
         authority,
-        ip: conn.peer.ip(),
+        ip,
+        trusted: state.trusted_proxies.iter().any(|c| c.contains(ip)),
     };
     let req = match forward::upstream_request(req, &target.authority, &from, upgrade) {
         Ok(r) => r,

@@ -1,36 +1,20 @@
-//! The 503 page shown while a route's unit is not healthy: which units are starting or
-//! failed (names and states only), with Retry-After so clients come back.
+//! The 503 page shown while a route's unit is not healthy. It is public: it says the
+//! service is starting and names nothing inside the stack (unit names and states are
+//! for `prometheus-stack status` and the access log), with Retry-After so clients come back.
 
 use super::body::ResponseBody;
-use super::health::UnitView;
-use super::pages::{escape, page};
+use super::pages::page;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 /// Seconds a client should wait before retrying.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// 503 for `unit`; `units` lists the whole stack (healthy ones are left out).
-pub(crate) fn unavailable(unit: &str, units: &[UnitView]) -> Response<ResponseBody> {
-    let mut rows = String::new();
-    for u in units.iter().filter(|u| !u.healthy) {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td></tr>\n",
-            escape(&u.name),
-            escape(&u.state)
-        ));
-    }
-    let table = if rows.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "<table><tr><th align=left>service</th><th align=left>state</th></tr>\n{rows}</table>"
-        )
-    };
+/// 503 while the route's unit is not healthy.
+pub(crate) fn unavailable() -> Response<ResponseBody> {
     let body = format!(
-        "<p>The service <b>{}</b> is not ready yet. This page retries in a few seconds.</p>\n{table}\
-         <script>setTimeout(function(){{location.reload()}},{RETRY_AFTER_SECS}000)</script>",
-        escape(unit)
+        "<p>This service is starting or restarting. This page retries in a few seconds.</p>\n\
+         <script>setTimeout(function(){{location.reload()}},{RETRY_AFTER_SECS}000)</script>"
     );
     let mut resp = page(StatusCode::SERVICE_UNAVAILABLE, "Starting up", &body);
     resp.headers_mut()

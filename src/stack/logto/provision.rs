@@ -340,8 +340,12 @@ pub async fn ensure_client(
     Ok(outcome)
 }
 
+/// Minimum password length once the breach check is off (air-gapped).
+pub const AIR_GAPPED_MIN_PASSWORD: i32 = 12;
+
 /// Air-gapped: new passwords must not be checked against api.pwnedpasswords.com (Logto's
-/// default); done for every tenant, the admin console's included. Returns rows changed.
+/// default), and are at least `AIR_GAPPED_MIN_PASSWORD` long instead; done for every
+/// tenant, the admin console's included. Returns rows changed.
 pub async fn disable_pwned_check(
     db: &impl GenericClient,
     seed: &str,
@@ -352,11 +356,16 @@ pub async fn disable_pwned_check(
             seed: seed.into(),
         });
     }
+    // Without the breach check the policy must not get weaker: at least 12 characters
+    // instead of Logto's 8 (an operator's longer minimum is kept).
     db.execute(
-        "UPDATE sign_in_experiences SET password_policy = jsonb_set(password_policy, '{rejects}', \
-         coalesce(password_policy->'rejects', '{}'::jsonb) || '{\"pwned\": false}'::jsonb) \
-         WHERE coalesce(password_policy->'rejects'->'pwned', 'true'::jsonb) <> 'false'::jsonb",
-        &[],
+        "UPDATE sign_in_experiences SET password_policy = jsonb_set(jsonb_set(password_policy, '{rejects}', \
+         coalesce(password_policy->'rejects', '{}'::jsonb) || '{\"pwned\": false}'::jsonb), '{length}', \
+         coalesce(password_policy->'length', '{\"min\": 8, \"max\": 256}'::jsonb) || jsonb_build_object('min', \
+         greatest(coalesce((password_policy->'length'->>'min')::int, 8), $1::int))) \
+         WHERE coalesce(password_policy->'rejects'->'pwned', 'true'::jsonb) <> 'false'::jsonb \
+         OR coalesce((password_policy->'length'->>'min')::int, 8) < $1::int",
+        &[&AIR_GAPPED_MIN_PASSWORD],
     )
     .await
     .map_err(sql("turning off the pwned-password check"))
