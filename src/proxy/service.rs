@@ -137,12 +137,6 @@ async fn route(
     req: Request<Incoming>,
     upstream: &mut Arc<str>,
 ) -> Response<ResponseBody> {
-    // Both framings at once is how requests get smuggled past a proxy (RFC 9112 §6.3).
-    if req.headers().contains_key(CONTENT_LENGTH)
-        && req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
-    {
-        return pages::bad_request("Content-Length and Transfer-Encoding together.");
-    }
     let Some(route) = site.route(req.uri().path()) else {
         return pages::no_route();
     };
