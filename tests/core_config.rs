@@ -68,6 +68,7 @@ command = ["{}"]
 [proxy]
 https = "127.0.0.1:20443"
 max_body = "12 zettabytes"
+trusted_proxies = ["10.0.0.5", "10.0.0.0/40"]
 "#,
         nonexec.display()
     ));
@@ -93,6 +94,11 @@ max_body = "12 zettabytes"
         (24, "services.c.user", "unknown user \"no-such-user-xyz\""),
         (27, "services.d.command", "is not executable"),
         (31, "proxy.max_body", "invalid size \"12 zettabytes\""),
+        (
+            32,
+            "proxy.trusted_proxies.1",
+            "\"10.0.0.0/40\": prefix length must be 0..=32",
+        ),
     ];
     for (line, key, msg) in expect {
         let want = format!("{cfg}:{line}: {key}: ");
@@ -102,7 +108,7 @@ max_body = "12 zettabytes"
             "missing `{want}…{msg}` in:\n{out}"
         );
     }
-    assert!(out.contains("9 problems"), "{out}");
+    assert!(out.contains("10 problems"), "{out}");
 }
 
 #[test]
