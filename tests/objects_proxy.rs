@@ -10,6 +10,21 @@ use prometheus_stack::stack::objects::s3::{object_path, S3Client, S3Credentials}
 use std::time::Duration;
 
 const HTTPS_PORT: u16 = 26443;
+
+/// A client of the store with this key, and the bucket `lobe` made.
+async fn store_with_bucket(endpoint: &str, key: &str, secret: &str) -> S3Client {
+    let c = S3Client::new(
+        endpoint,
+        S3Credentials {
+            access_key: key.into(),
+            secret_key: secret.into(),
+            region: "us-east-1".into(),
+        },
+    )
+    .unwrap();
+    c.create_bucket("lobe").await.unwrap();
+    c
+}
 /// The inert-uploads test's proxy (the two tests of this file run at once).
 const INERT_PORT: u16 = 26448;
 
@@ -21,16 +36,7 @@ async fn presigned_put_and_get_through_tls_proxy_on_app_origin_s3s_fs() {
     let proxy = start_proxy(&p).await;
     let origin = format!("https://lobe.example.com:{HTTPS_PORT}");
 
-    let c = S3Client::new(
-        &s.endpoint(),
-        S3Credentials {
-            access_key: "proxykey".into(),
-            secret_key: "proxysecret1234".into(),
-            region: "us-east-1".into(),
-        },
-    )
-    .unwrap();
-    c.create_bucket("lobe").await.unwrap();
+    let c = store_with_bucket(&s.endpoint(), "proxykey", "proxysecret1234").await;
     let tls = tls_args(tmp.path(), "lobe.example.com", HTTPS_PORT);
     let with_tls = |extra: &[&str]| {
         let mut a = tls.clone();
@@ -120,16 +126,7 @@ async fn uploads_are_served_inert_on_the_app_origin() {
     let p = proxied_store_plan(tmp.path(), INERT_PORT, s.port);
     let proxy = start_proxy(&p).await;
     let origin = format!("https://lobe.example.com:{}", INERT_PORT);
-    let c = S3Client::new(
-        &s.endpoint(),
-        S3Credentials {
-            access_key: "inertkey".into(),
-            secret_key: "inertsecret1234".into(),
-            region: "us-east-1".into(),
-        },
-    )
-    .unwrap();
-    c.create_bucket("lobe").await.unwrap();
+    let c = store_with_bucket(&s.endpoint(), "inertkey", "inertsecret1234").await;
     let tls = tls_args(tmp.path(), "lobe.example.com", INERT_PORT);
     let script = "<script>fetch('/api/user').then(r=>r.text()).then(alert)</script>";
     for (name, ctype, body, inline) in [
