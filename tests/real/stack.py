@@ -248,7 +248,7 @@ every unit is up after {time.time() - t0:.0f} s.
        certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n prometheus-stack -i {ca}
   3. Open the LobeChat URL, sign up, chat with "Local test model".
 
-`prometheus-stack --config {config} status` shows the units. Ctrl-C stops everything
+`{binary()} --config {config} status` shows the units. Ctrl-C stops everything
 (the data dir is kept: the next start reuses it).""", flush=True)
         while proc.poll() is None:
             time.sleep(1)
