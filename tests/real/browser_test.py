@@ -13,7 +13,7 @@ and a person's session in a real browser.
    after a reload, the uploaded image still loads.
 Screenshots of every step: --artifacts DIR/screens; the daemon log: DIR/daemon.log.
 
-Logto here runs with npm's oidc-provider instead of Logto's fork (shared/vendor/logto):
+Logto here runs with npm's oidc-provider instead of Logto's fork (tests/real/vendor/logto):
 this test uses one app in one browser, no custom-scheme redirects and no down-scoped
 refresh, so none of the fork's four patches matters.
 """

@@ -10,8 +10,9 @@
 # Usage: tests/real/build.sh [logto|lobechat]...   (default: both)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-VENDOR="${PSTEST_VENDOR:-$ROOT/../shared/vendor}"
+# The sources that are on no registry (Logto's server) and the pins, kept in the repo
+# (a copy of shared/vendor/, READMEs included): CI has only the checkout.
+VENDOR="${PSTEST_VENDOR:-$HERE/vendor}"
 DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
 REAL="$DEPS/real"
 SUDO=""
