@@ -292,3 +292,33 @@ command = ["sleep", "1000"]
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(s.terminate().success());
 }
+
+/// Security issue point 9: an `exec` health probe runs as the unit does (its user and
+/// workdir), not as root.
+#[test]
+fn exec_probes_run_as_the_units_user_in_its_workdir() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Stack::new(
+        r#"
+[services.svc]
+command = ["sleep", "1000"]
+user = "nobody"
+workdir = "/tmp"
+health = { exec = ["sh", "-c", "echo uid=$(id -u) pwd=$(pwd) > {dir}/probe/who"], interval = "200ms" }
+"#,
+    );
+    // nobody must reach the folder the probe writes to.
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let probe = s.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o777)).unwrap();
+    s.start();
+    s.wait_state("svc", "healthy", T);
+    let who = std::fs::read_to_string(probe.join("who")).unwrap();
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    assert_eq!(who.trim(), format!("uid={uid} pwd=/tmp"));
+}

@@ -1,7 +1,7 @@
 //! Health probes: one attempt each, bounded by the check's timeout.
 
-use crate::plan::{Plan, Probe, TaskContext};
-use crate::runtime::{LogSink, ProcessChild};
+use crate::plan::{Plan, Probe, Runtime, TaskContext};
+use crate::runtime::{LogSink, ProcessChild, ProcessSpec};
 use crate::secrets::SecretStore;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ async fn run(p: &Probe, timeout: Duration, ctx: ProbeCtx<'_>) -> Result<(), Stri
             .await
             .map(|_| ())
             .map_err(|e| format!("tcp {addr}: {e}")),
-        Probe::Exec(argv) => exec(ctx.unit, argv, timeout).await,
+        Probe::Exec(argv) => exec(ctx.plan, ctx.unit, argv, timeout).await,
         Probe::Task(t) => {
             (t.run)(TaskContext {
                 unit: ctx.unit.to_string(),
@@ -72,14 +72,26 @@ fn log_probe(text: &str, ctx: ProbeCtx<'_>) -> Result<(), String> {
     Err(format!("no log line containing {text:?} yet"))
 }
 
-async fn exec(unit: &str, argv: &[String], timeout: Duration) -> Result<(), String> {
+/// Runs an `exec` probe as the unit itself runs: its user, group and workdir (never
+/// root for a unit that is not). A container's user means nothing on the host, so probes
+/// of podman units keep the daemon's identity.
+async fn exec(plan: &Plan, unit: &str, argv: &[String], timeout: Duration) -> Result<(), String> {
     let sink = LogSink::quiet(&format!("{unit} health"));
-    let mut child = ProcessChild::spawn_argv(
-        unit,
-        argv.to_vec(),
-        BTreeMap::new(),
-        None,
-        None,
+    let (user, group, workdir) = match plan.unit(unit) {
+        Some(u) if matches!(u.runtime, Runtime::Process) => {
+            (u.user.clone(), u.group.clone(), u.workdir.clone())
+        }
+        _ => (None, None, None),
+    };
+    let mut child = ProcessChild::spawn(
+        ProcessSpec {
+            unit: unit.to_string(),
+            argv: argv.to_vec(),
+            env: BTreeMap::new(),
+            user,
+            group,
+            workdir,
+        },
         sink.clone(),
     )
     .map_err(|e| e.to_string())?;
