@@ -64,6 +64,15 @@ impl Stack {
     }
 }
 
+/// The uid of user `nobody` on this machine.
+fn nobody_uid() -> String {
+    let out = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn unit_runs_as_its_user_with_env_env_files_and_workdir() {
     let mut s = Stack::new(
@@ -84,11 +93,7 @@ env_files = ["{dir}/unit.env"]
     s.wait_state("who", "completed", T);
     let logs = s.cli(&["logs", "who"]);
     let text = String::from_utf8_lossy(&logs.stdout);
-    let nobody = std::process::Command::new("id")
-        .args(["-u", "nobody"])
-        .output()
-        .unwrap();
-    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    let uid = nobody_uid();
     assert!(
         text.contains(&format!("uid={uid} ")) && !text.contains("uid=0 "),
         "{text}"
@@ -315,10 +320,6 @@ health = { exec = ["sh", "-c", "echo uid=$(id -u) pwd=$(pwd) > {dir}/probe/who"]
     s.start();
     s.wait_state("svc", "healthy", T);
     let who = std::fs::read_to_string(probe.join("who")).unwrap();
-    let nobody = std::process::Command::new("id")
-        .args(["-u", "nobody"])
-        .output()
-        .unwrap();
-    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    let uid = nobody_uid();
     assert_eq!(who.trim(), format!("uid={uid} pwd=/tmp"));
 }
