@@ -69,6 +69,7 @@ command = ["{}"]
 https = "127.0.0.1:20443"
 max_body = "12 zettabytes"
 trusted_proxies = ["10.0.0.5", "10.0.0.0/40"]
+hsts = "forever"
 "#,
         nonexec.display()
     ));
@@ -99,6 +100,7 @@ trusted_proxies = ["10.0.0.5", "10.0.0.0/40"]
             "proxy.trusted_proxies.1",
             "\"10.0.0.0/40\": prefix length must be 0..=32",
         ),
+        (33, "proxy.hsts", "\"forever\": use \"max-age=SECONDS\""),
     ];
     for (line, key, msg) in expect {
         let want = format!("{cfg}:{line}: {key}: ");
@@ -108,7 +110,7 @@ trusted_proxies = ["10.0.0.5", "10.0.0.0/40"]
             "missing `{want}…{msg}` in:\n{out}"
         );
     }
-    assert!(out.contains("10 problems"), "{out}");
+    assert!(out.contains("11 problems"), "{out}");
 }
 
 #[test]

@@ -381,3 +381,35 @@ async fn content_length_with_transfer_encoding_reaches_the_upstream_framed_once(
     assert!(!answer.contains("content-length: 3"), "{answer}");
     proxy.shutdown().await;
 }
+
+/// Security issue point 3: HSTS on every HTTPS answer by default (`hsts = "off"` turns it
+/// off), `nosniff` where the upstream set none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_and_nosniff_on_every_answer() {
+    for (extra, hsts) in [
+        ("", Some("max-age=31536000")),
+        (
+            "hsts = \"max-age=600; includeSubDomains\"",
+            Some("max-age=600; includeSubDomains"),
+        ),
+        ("hsts = \"off\"", None),
+    ] {
+        let (s, toml) = setup(r#"{ path = "/", to = "UP" }"#, extra, "").await;
+        let proxy = start(plan(&toml), healthy()).await;
+        let addr = proxy.local_addrs().https;
+        let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+        let mut h1 = client.h1(addr, "f.test").await;
+        for path in ["/echo/x", "/"] {
+            let ans = get1(&mut h1, &format!("f.test:{}", addr.port()), path).await;
+            assert_eq!(
+                ans.headers
+                    .get("strict-transport-security")
+                    .map(|v| v.to_str().unwrap()),
+                hsts,
+                "{extra:?} {path}"
+            );
+            assert_eq!(ans.headers["x-content-type-options"], "nosniff");
+        }
+        proxy.shutdown().await;
+    }
+}

@@ -108,6 +108,9 @@ pub struct ProxySection {
     /// CIDR networks); from anyone else it is replaced by the peer address.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Strict-Transport-Security on every HTTPS answer: `max-age=SECONDS[; …]`, or "off".
+    #[serde(default = "default_hsts")]
+    pub hsts: String,
     #[serde(default)]
     pub site: Vec<SiteSection>,
 }
@@ -126,6 +129,9 @@ fn default_connect_timeout() -> Dur {
 }
 fn default_header_timeout() -> Dur {
     Dur::secs(10)
+}
+fn default_hsts() -> String {
+    "max-age=31536000".into()
 }
 fn default_max_connections() -> usize {
     10_000

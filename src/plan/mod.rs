@@ -289,6 +289,8 @@ pub struct ProxyPlan {
     #[serde(serialize_with = "ser_dur")]
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Strict-Transport-Security value; None = off.
+    pub hsts: Option<String>,
     pub tls: TlsMode,
     pub sites: Vec<Site>,
     /// Internal CA certificate (tls = "internal"): units that call our HTTPS trust it.

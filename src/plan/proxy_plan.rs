@@ -113,8 +113,20 @@ pub(super) fn proxy_plan(
             Err(why) => issues.push(Issue::new(format!("proxy.trusted_proxies.{i}"), why)),
         }
     }
+    let hsts = match p.hsts.trim() {
+        "off" => None,
+        v if valid_hsts(v) => Some(v.to_string()),
+        v => {
+            issues.push(Issue::new(
+                "proxy.hsts",
+                format!("{v:?}: use \"max-age=SECONDS\" (optionally \"; includeSubDomains\") or \"off\""),
+            ));
+            None
+        }
+    };
     ProxyPlan {
         https: p.https.clone(),
+        hsts,
         http: p.http.clone(),
         max_body: p.max_body.0,
         trusted_proxies,
@@ -169,4 +181,17 @@ pub(super) fn resolve_target(
             None
         }
     }
+}
+
+/// `max-age=N` first, then only `includeSubDomains` / `preload` directives.
+fn valid_hsts(v: &str) -> bool {
+    let mut parts = v.split(';').map(str::trim);
+    let age_ok = parts
+        .next()
+        .and_then(|a| a.strip_prefix("max-age="))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    age_ok
+        && parts.all(|d| {
+            d.eq_ignore_ascii_case("includeSubDomains") || d.eq_ignore_ascii_case("preload")
+        })
 }

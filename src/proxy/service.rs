@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub client: Upstream,
     /// Peers whose X-Forwarded-For chain is kept.
     pub trusted_proxies: Vec<crate::plan::cidr::Cidr>,
+    /// Strict-Transport-Security for every answer (None = off).
+    pub hsts: Option<HeaderValue>,
 }
 
 impl State {
@@ -47,6 +49,10 @@ impl State {
             header_timeout: p.header_timeout,
             client,
             trusted_proxies: p.trusted_proxies.clone(),
+            hsts: p
+                .hsts
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok()),
         }
     }
 }
@@ -105,6 +111,7 @@ pub(crate) async fn handle(
             }
         }
     };
+    security_headers(&state, resp.headers_mut());
     let rec = AccessRecord {
         method,
         host: authority.unwrap_or_default(),
@@ -121,6 +128,16 @@ pub(crate) async fn handle(
 
 /// True when the TLS connection was made for another of our sites than Host names
 /// (a browser reusing a connection across sites must open a new one).
+/// HSTS (unless the upstream sent its own) and `nosniff` where the upstream set none.
+fn security_headers(state: &State, h: &mut hyper::HeaderMap) {
+    if let Some(v) = &state.hsts {
+        h.entry(hyper::header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| v.clone());
+    }
+    h.entry(hyper::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert_with(|| HeaderValue::from_static("nosniff"));
+}
+
 fn misdirected(routes: &RouteTable, site: &Arc<SiteRoutes>, sni: Option<&str>) -> bool {
     match sni.and_then(|name| routes.site(name)) {
         Some(s) => !Arc::ptr_eq(s, site),

@@ -15,6 +15,8 @@ pub(crate) fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, 
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver(store)));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Our cipher order (rustls': AEAD, forward secrecy, strongest first), not the client's.
+    cfg.ignore_client_order = true;
     // Resumption saves a full handshake for returning browsers.
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     cfg.ticketer =
