@@ -106,24 +106,7 @@ pub(super) fn proxy_plan(
             site.routes.push(route);
         }
     }
-    let mut trusted_proxies = Vec::new();
-    for (i, t) in p.trusted_proxies.iter().enumerate() {
-        match t.parse() {
-            Ok(c) => trusted_proxies.push(c),
-            Err(why) => issues.push(Issue::new(format!("proxy.trusted_proxies.{i}"), why)),
-        }
-    }
-    let hsts = match p.hsts.trim() {
-        "off" => None,
-        v if valid_hsts(v) => Some(v.to_string()),
-        v => {
-            issues.push(Issue::new(
-                "proxy.hsts",
-                format!("{v:?}: use \"max-age=SECONDS\" (optionally \"; includeSubDomains\") or \"off\""),
-            ));
-            None
-        }
-    };
+    let (trusted_proxies, hsts) = edge_settings(p, issues);
     ProxyPlan {
         https: p.https.clone(),
         hsts,
@@ -181,6 +164,32 @@ pub(super) fn resolve_target(
             None
         }
     }
+}
+
+/// `trusted_proxies` and `hsts`, parsed; a bad entry is an issue naming its key.
+fn edge_settings(
+    p: &crate::config::model::ProxySection,
+    issues: &mut Vec<Issue>,
+) -> (Vec<super::cidr::Cidr>, Option<String>) {
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in p.trusted_proxies.iter().enumerate() {
+        match t.parse() {
+            Ok(c) => trusted_proxies.push(c),
+            Err(why) => issues.push(Issue::new(format!("proxy.trusted_proxies.{i}"), why)),
+        }
+    }
+    let hsts = match p.hsts.trim() {
+        "off" => None,
+        v if valid_hsts(v) => Some(v.to_string()),
+        v => {
+            issues.push(Issue::new(
+                "proxy.hsts",
+                format!("{v:?}: use \"max-age=SECONDS\" (optionally \"; includeSubDomains\") or \"off\""),
+            ));
+            None
+        }
+    };
+    (trusted_proxies, hsts)
 }
 
 /// `max-age=N` first, then only `includeSubDomains` / `preload` directives.

@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -93,7 +94,6 @@ class Run:
 
     def s3_keys(self):
         body = self.s3_get("?list-type=2").decode()
-        import re
         return re.findall(r"<Key>([^<]+)</Key>", body)
 
     def kill_and_wait(self, unit):

@@ -186,12 +186,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             return e;
         }
     };
-    if let Some(d) = &s.user_email_domain {
-        if let Err(why) = tenant_db::check_domain(d) {
-            e.issues
-                .push(Issue::new(format!("{key}.user_email_domain"), why));
-        }
-    }
+    e.issues.extend(tenant_db::check_section(s, key));
     let podman = uses_podman(cfg, s);
     let node = node_program(s);
     let release_dir = match (&s.release_dir, podman) {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_postgres::{GenericClient, NoTls};
 
 /// Logto's tenant for everything that is not its own admin console.
-const TENANT: &str = "default";
+pub(super) const TENANT: &str = "default";
 /// Name of the `application_secrets` row, as the console names the first secret.
 const SECRET_NAME: &str = "Default secret";
 
@@ -56,7 +56,7 @@ pub enum ProvisionError {
     Secret(#[from] crate::secrets::SecretError),
 }
 
-fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
+pub(super) fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
     move |source| ProvisionError::Sql { what, source }
 }
 

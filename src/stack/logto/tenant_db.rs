@@ -14,21 +14,17 @@
 //!   so it can never reach or impersonate a real mailbox). A real address, set at
 //!   sign-up through a connector or by an admin, is never overwritten.
 
-use super::provision::ProvisionError;
+use super::provision::{sql, ProvisionError, TENANT};
+use crate::config::model::ServiceSection;
+use crate::config::Issue;
 use tokio_postgres::GenericClient;
 
 /// Domain of the addresses given to users without one, unless configured.
 pub const DEFAULT_USER_EMAIL_DOMAIN: &str = "users.invalid";
-/// Logto's tenant for everything that is not its own admin console.
-const TENANT: &str = "default";
 const FUNCTION: &str = "prometheus_stack_user_email";
 /// PostgreSQL fires BEFORE triggers in name order; Logto's `set_tenant_id` fills
 /// `tenant_id` for inserts made as a tenant role, so ours must sort after it.
 const TRIGGER: &str = "zz_prometheus_stack_user_email";
-
-fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
-    move |source| ProvisionError::Sql { what, source }
-}
 
 /// A PostgreSQL identifier, quoted.
 fn ident(name: &str) -> String {
@@ -105,6 +101,14 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
             "{domain:?} is not a domain name (letters, digits, '-', dot-separated)"
         ))
     }
+}
+
+/// The logto unit's `user_email_domain`, checked (an issue naming the key).
+pub fn check_section(section: &ServiceSection, key: &str) -> Option<Issue> {
+    let d = section.user_email_domain.as_deref()?;
+    check_domain(d)
+        .err()
+        .map(|why| Issue::new(format!("{key}.user_email_domain"), why))
 }
 
 /// What `ensure_user_emails` did.

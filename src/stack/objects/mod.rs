@@ -202,6 +202,17 @@ pub fn valid_bucket(b: &str) -> bool {
         && !b.contains("..")
 }
 
+/// Anonymous GetObject on the bucket: as configured, else only for LobeChat v1, which
+/// builds public file URLs (S3_PUBLIC_DOMAIN/BUCKET/KEY); v2 presigns every read
+/// (S3_SET_ACL=0), so by default the bucket is private.
+fn public_read(ctx: &PresetCtx) -> bool {
+    use crate::stack::lobechat::env::Edition;
+    ctx.section.public_read.unwrap_or_else(|| {
+        ctx.find_preset("lobechat")
+            .is_some_and(|(_, s)| Edition::parse(s, "") == Ok(Edition::V1))
+    })
+}
+
 /// Expands `preset = "rustfs"` or `"minio"`.
 pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     let flavor = Flavor::from_preset(preset).expect("dispatch only sends rustfs/minio");
@@ -290,13 +301,7 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     u.prepare = Some(prepare_task(host_data.clone()));
     e.units.push(u);
 
-    // LobeChat v1 builds public file URLs (S3_PUBLIC_DOMAIN/BUCKET/KEY): it needs anonymous
-    // reads. v2 presigns every read (S3_SET_ACL=0), so by default the bucket is private.
-    let v1_peer = ctx.find_preset("lobechat").is_some_and(|(_, s)| {
-        crate::stack::lobechat::env::Edition::parse(s, "")
-            == Ok(crate::stack::lobechat::env::Edition::V1)
-    });
-    let public_read = ctx.section.public_read.unwrap_or(v1_peer);
+    let public_read = public_read(ctx);
     let init_name = init_unit_name(ctx.name);
     e.units.push(init::unit(
         &init_name,
