@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::model::*;
 use crate::config::Issue;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::build::{absolute, BuildOptions};
 
@@ -26,54 +26,8 @@ pub(super) fn proxy_plan(
                 format!("site {:?} is defined twice", s.host),
             ));
         }
-        let mut routes = Vec::new();
-        for (j, r) in s.routes.iter().enumerate() {
-            let rkey = format!("{key}.routes.{j}");
-            if !r.path.starts_with('/') {
-                issues.push(Issue::new(format!("{rkey}.path"), "must start with '/'"));
-            }
-            let action = match (&r.to, &r.redirect) {
-                (Some(to), None) => resolve_target(to, units, &format!("{rkey}.to"), issues),
-                (None, Some(loc)) => Some(RouteAction::Redirect(loc.clone())),
-                _ => {
-                    issues.push(Issue::new(
-                        &rkey,
-                        "give exactly one of to = \"unit\" or redirect = \"/path\"",
-                    ));
-                    None
-                }
-            };
-            if let Some(action) = action {
-                routes.push(Route {
-                    path: r.path.clone(),
-                    action,
-                    max_body: r.max_body.map(|b| b.0),
-                    uploads: false,
-                });
-            }
-        }
-        let cert = s.cert.as_ref().map(|c| absolute(base, c));
-        let keyf = s.key.as_ref().map(|c| absolute(base, c));
-        if p.tls == TlsMode::Files {
-            match (&cert, &keyf) {
-                (Some(c), Some(k)) => {
-                    if opts.check_host {
-                        for (f, what) in [(c, "cert"), (k, "key")] {
-                            if !f.is_file() {
-                                issues.push(Issue::new(
-                                    format!("{key}.{what}"),
-                                    format!("{} does not exist (or use tls = \"internal\")", f.display()),
-                                ));
-                            }
-                        }
-                    }
-                }
-                _ => issues.push(Issue::new(
-                    &key,
-                    format!("site {:?} needs cert and key with tls = \"files\" (or set [proxy] tls = \"internal\")", s.host),
-                )),
-            }
-        }
+        let routes = site_routes(s, &key, units, issues);
+        let (cert, keyf) = site_files(p, s, &key, base, opts, issues);
         sites.push(Site {
             host: s.host.to_ascii_lowercase(),
             cert,
@@ -81,31 +35,7 @@ pub(super) fn proxy_plan(
             routes,
         });
     }
-    for (host, route) in preset_routes {
-        let host = host.to_ascii_lowercase();
-        let site = match sites.iter_mut().position(|s| s.host == host) {
-            Some(i) => &mut sites[i],
-            None => {
-                if p.tls == TlsMode::Files {
-                    issues.push(Issue::new(
-                        "proxy.site",
-                        format!("add a [[proxy.site]] for {host:?} with cert and key (the presets route it), or use tls = \"internal\""),
-                    ));
-                }
-                sites.push(Site {
-                    host: host.clone(),
-                    cert: None,
-                    key: None,
-                    routes: Vec::new(),
-                });
-                sites.last_mut().expect("just pushed")
-            }
-        };
-        // The operator's own route for the same prefix wins.
-        if !site.routes.iter().any(|r| r.path == route.path) {
-            site.routes.push(route);
-        }
-    }
+    merge_preset_routes(&mut sites, preset_routes, p.tls, issues);
     let (trusted_proxies, hsts) = edge_settings(p, issues);
     ProxyPlan {
         https: p.https.clone(),
@@ -162,6 +92,107 @@ pub(super) fn resolve_target(
                 },
             ));
             None
+        }
+    }
+}
+
+/// The operator's `routes` of one `[[proxy.site]]`; a bad one is an issue naming its key.
+fn site_routes(s: &SiteSection, key: &str, units: &[Unit], issues: &mut Vec<Issue>) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for (j, r) in s.routes.iter().enumerate() {
+        let rkey = format!("{key}.routes.{j}");
+        if !r.path.starts_with('/') {
+            issues.push(Issue::new(format!("{rkey}.path"), "must start with '/'"));
+        }
+        let action = match (&r.to, &r.redirect) {
+            (Some(to), None) => resolve_target(to, units, &format!("{rkey}.to"), issues),
+            (None, Some(loc)) => Some(RouteAction::Redirect(loc.clone())),
+            _ => {
+                issues.push(Issue::new(
+                    &rkey,
+                    "give exactly one of to = \"unit\" or redirect = \"/path\"",
+                ));
+                None
+            }
+        };
+        if let Some(action) = action {
+            routes.push(Route {
+                path: r.path.clone(),
+                action,
+                max_body: r.max_body.map(|b| b.0),
+                uploads: false,
+            });
+        }
+    }
+    routes
+}
+
+/// A site's cert and key paths; with `tls = "files"` both are required (and must exist
+/// when the host is checked).
+fn site_files(
+    p: &ProxySection,
+    s: &SiteSection,
+    key: &str,
+    base: &Path,
+    opts: BuildOptions,
+    issues: &mut Vec<Issue>,
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    let cert = s.cert.as_ref().map(|c| absolute(base, c));
+    let keyf = s.key.as_ref().map(|c| absolute(base, c));
+    if p.tls == TlsMode::Files {
+        match (&cert, &keyf) {
+            (Some(c), Some(k)) => {
+                if opts.check_host {
+                    for (f, what) in [(c, "cert"), (k, "key")] {
+                        if !f.is_file() {
+                            issues.push(Issue::new(
+                                format!("{key}.{what}"),
+                                format!("{} does not exist (or use tls = \"internal\")", f.display()),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => issues.push(Issue::new(
+                key,
+                format!("site {:?} needs cert and key with tls = \"files\" (or set [proxy] tls = \"internal\")", s.host),
+            )),
+        }
+    }
+    (cert, keyf)
+}
+
+/// Adds the presets' routes to their sites (made when missing); the operator's own route
+/// for the same prefix wins.
+fn merge_preset_routes(
+    sites: &mut Vec<Site>,
+    preset_routes: Vec<(String, Route)>,
+    tls: TlsMode,
+    issues: &mut Vec<Issue>,
+) {
+    for (host, route) in preset_routes {
+        let host = host.to_ascii_lowercase();
+        let site = match sites.iter_mut().position(|s| s.host == host) {
+            Some(i) => &mut sites[i],
+            None => {
+                if tls == TlsMode::Files {
+                    issues.push(Issue::new(
+                    "proxy.site",
+                    format!("add a [[proxy.site]] for {host:?} with cert and key (the presets route it), or use tls = \"internal\""),
+                ));
+                }
+                sites.push(Site {
+                    host: host.clone(),
+                    cert: None,
+                    key: None,
+                    routes: Vec::new(),
+                });
+                sites.last_mut().expect("just pushed")
+            }
+        };
+        // The operator's own route for the same prefix wins.
+        if !site.routes.iter().any(|r| r.path == route.path) {
+            site.routes.push(route);
         }
     }
 }
