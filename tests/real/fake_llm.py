@@ -13,7 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "fake-model"
-WORD_DELAY = 0.15
+WORD_DELAY = 0.3  # long enough for the page to be seen half-written on a loaded machine
 ANSWER = ("Hello from the local model. Your words were: {echo}. "
           "This answer streams one word at a time through the proxy.")
 
