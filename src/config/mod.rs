@@ -1,5 +1,7 @@
 //! The one config file: parsing with every problem reported by key path and line.
 
+#[cfg(test)]
+mod check_fuzz;
 mod load;
 pub mod model;
 pub mod units;

@@ -5,6 +5,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The longest duration the config accepts (365 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// The largest size the config accepts (1 PiB): sizes are added and multiplied later.
+pub const MAX_SIZE: u64 = 1 << 50;
+
 /// A duration written as a number and a unit: `ms`, `s`, `m`, `h` (e.g. "250ms", "10s", "2m").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
@@ -45,6 +51,14 @@ impl FromStr for Dur {
             "d" => n * 86400.0,
             _ => return Err(bad()),
         };
+        // Timers add durations to `Instant::now()`, which panics on overflow: a bound far
+        // below that keeps every later sum safe, and no timeout of ours needs more.
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(format!(
+                "duration {s:?} is too long: at most {} (365 days)",
+                Dur(MAX_DURATION)
+            ));
+        }
         Ok(Dur(Duration::from_secs_f64(secs)))
     }
 }
@@ -110,8 +124,16 @@ impl FromStr for ByteSize {
             "TiB" => 1024.0f64.powi(4),
             _ => return Err(bad()),
         };
-        Ok(ByteSize((n * mult).round() as u64))
+        let bytes = (n * mult).round();
+        if bytes > MAX_SIZE as f64 {
+            return Err(too_large(s));
+        }
+        Ok(ByteSize(bytes as u64))
     }
+}
+
+fn too_large(s: &str) -> String {
+    format!("size {s:?} is too large: at most {}", ByteSize(MAX_SIZE))
 }
 
 impl fmt::Display for ByteSize {
@@ -145,6 +167,7 @@ impl<'de> Deserialize<'de> for ByteSize {
             Text(String),
         }
         match Raw::deserialize(d)? {
+            Raw::Int(n) if n > MAX_SIZE => Err(serde::de::Error::custom(too_large(&n.to_string()))),
             Raw::Int(n) => Ok(ByteSize(n)),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
@@ -170,6 +193,10 @@ mod tests {
         assert!("10x".parse::<Dur>().is_err());
         assert!("s".parse::<Dur>().is_err());
         assert!("10".parse::<Dur>().is_err());
+        assert_eq!("365d".parse::<Dur>().unwrap(), Dur(MAX_DURATION));
+        let err = "100000000000000000000s".parse::<Dur>().unwrap_err();
+        assert!(err.contains("too long: at most 8760h"), "{err}");
+        assert!("1e400s".parse::<Dur>().is_err());
     }
 
     #[test]
@@ -178,5 +205,8 @@ mod tests {
         assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1_000_000_000);
         assert_eq!(ByteSize(8 << 30).to_string(), "8GiB");
         assert!("12 parsecs".parse::<ByteSize>().is_err());
+        assert_eq!("1024TiB".parse::<ByteSize>().unwrap().0, MAX_SIZE);
+        let err = "1025TiB".parse::<ByteSize>().unwrap_err();
+        assert!(err.contains("too large: at most 1024TiB"), "{err}");
     }
 }
