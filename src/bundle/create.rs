@@ -156,50 +156,10 @@ fn write_bundle(
     std::fs::create_dir_all(work).map_err(|e| io(format!("creating {}", work.display()), e))?;
 
     for (i, (img, units)) in images.iter().enumerate() {
-        let saved = work.join(format!("{i}.tar"));
-        let saved_s = saved.to_string_lossy().into_owned();
-        println!("saving image {img} (units: {})", units.join(", "));
-        crate::runtime::podman::image::save_blocking(img, &saved_s)?;
-        let path = image_entry(i, img);
-        let (sha256, size) = append_file(
-            &mut tar,
-            &saved,
-            &path,
-            0o644,
-            &format!("adding image {img}"),
-        )?;
-        let _ = std::fs::remove_file(&saved);
-        files.push(FileEntry {
-            path,
-            sha256,
-            size,
-            content: Content::Image { image: img.clone() },
-        });
+        files.push(add_image(&mut tar, work, i, img, units)?);
     }
     for a in artifacts {
-        let rel = a.source.strip_prefix("/").unwrap_or(&a.source);
-        let path = format!("artifacts/{}", rel.display());
-        let (sha256, size) = append_file(
-            &mut tar,
-            &a.source,
-            &path,
-            a.mode,
-            &format!("adding artifact {}", a.source.display()),
-        )?;
-        if size != a.size {
-            return Err(BundleError::Changed {
-                path: a.source.clone(),
-            });
-        }
-        files.push(FileEntry {
-            path,
-            sha256,
-            size,
-            content: Content::Artifact {
-                target: a.source.clone(),
-                mode: a.mode,
-            },
-        });
+        files.push(add_artifact(&mut tar, a)?);
     }
     let manifest = Manifest {
         format: FORMAT,
@@ -224,6 +184,57 @@ fn write_bundle(
     f.sync_all()
         .map_err(|e| io(format!("syncing {}", tmp.display()), e))?;
     Ok(manifest)
+}
+
+/// `podman save`s one image into the work dir, then appends it.
+fn add_image<W: Write>(
+    tar: &mut tar::Builder<W>,
+    work: &Path,
+    i: usize,
+    img: &str,
+    units: &[String],
+) -> Result<FileEntry, BundleError> {
+    let saved = work.join(format!("{i}.tar"));
+    let saved_s = saved.to_string_lossy().into_owned();
+    println!("saving image {img} (units: {})", units.join(", "));
+    crate::runtime::podman::image::save_blocking(img, &saved_s)?;
+    let path = image_entry(i, img);
+    let what = format!("adding image {img}");
+    let (sha256, size) = append_file(tar, &saved, &path, 0o644, &what)?;
+    let _ = std::fs::remove_file(&saved);
+    Ok(FileEntry {
+        path,
+        sha256,
+        size,
+        content: Content::Image {
+            image: img.to_string(),
+        },
+    })
+}
+
+/// Appends one native artifact; refuses a file that changed size since it was listed.
+fn add_artifact<W: Write>(
+    tar: &mut tar::Builder<W>,
+    a: &ArtifactFile,
+) -> Result<FileEntry, BundleError> {
+    let rel = a.source.strip_prefix("/").unwrap_or(&a.source);
+    let path = format!("artifacts/{}", rel.display());
+    let what = format!("adding artifact {}", a.source.display());
+    let (sha256, size) = append_file(tar, &a.source, &path, a.mode, &what)?;
+    if size != a.size {
+        return Err(BundleError::Changed {
+            path: a.source.clone(),
+        });
+    }
+    Ok(FileEntry {
+        path,
+        sha256,
+        size,
+        content: Content::Artifact {
+            target: a.source.clone(),
+            mode: a.mode,
+        },
+    })
 }
 
 /// Appends one file, hashing it on the way in.

@@ -25,81 +25,24 @@ pub struct Verified {
 
 const MAX_MANIFEST: u64 = 64 << 20;
 
+/// What one pass over the tar found: each entry's hash, size and place, and the manifest.
+struct Scan {
+    seen: BTreeMap<String, (String, u64, Located)>,
+    manifest: Option<Vec<u8>>,
+    /// The last entry read, for "no manifest after X".
+    last: String,
+}
+
 /// Checks every entry's size and sha256 against the manifest; names every bad entry.
 /// With `progress`, each entry's hashing is reported (a bar on a terminal).
 pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
     let fname = file.display().to_string();
-    let f = File::open(file).map_err(|e| BundleError::Io {
-        what: format!("opening bundle {fname}"),
-        source: e,
-    })?;
-    let mut ar = tar::Archive::new(f);
-    let mut seen: BTreeMap<String, (String, u64, Located)> = BTreeMap::new();
-    let mut manifest_bytes: Option<Vec<u8>> = None;
-    let mut last = String::from("(none)");
-    let truncated = |entry: &str, reason: String| BundleError::Truncated {
-        file: fname.clone(),
-        entry: entry.to_string(),
-        reason,
-    };
-    let entries = ar
-        .entries()
-        .map_err(|e| truncated("(start of file)", e.to_string()))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?;
-        let path = entry
-            .path()
-            .map_err(|e| truncated(&format!("the entry after {last}"), e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
-        let size = entry.header().size().unwrap_or(0);
-        let offset = entry.raw_file_position();
-        if path == MANIFEST {
-            if size > MAX_MANIFEST {
-                return Err(BundleError::BadManifest {
-                    file: fname,
-                    reason: format!("{MANIFEST} is {size} bytes"),
-                });
-            }
-            let mut buf = Vec::with_capacity(size as usize);
-            entry
-                .read_to_end(&mut buf)
-                .map_err(|e| truncated(&path, e.to_string()))?;
-            if (buf.len() as u64) < size {
-                return Err(truncated(
-                    &path,
-                    format!("{} of {size} bytes present", buf.len()),
-                ));
-            }
-            manifest_bytes = Some(buf);
-        } else {
-            let mut bar = progress.then(|| Progress::start(format!("verifying {path}"), size));
-            let mut r = HashingReader::new(&mut entry);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = r
-                    .read(&mut buf)
-                    .map_err(|e| truncated(&path, e.to_string()))?;
-                if n == 0 {
-                    break;
-                }
-                if let Some(b) = bar.as_mut() {
-                    b.update(r.count());
-                }
-            }
-            let (sha, n) = r.finish();
-            if let Some(b) = bar {
-                b.finish(&format!("hashed {path}"));
-            }
-            if n < size {
-                return Err(truncated(&path, format!("{n} of {size} bytes present")));
-            }
-            seen.insert(path.clone(), (sha, n, Located { offset, size }));
-        }
-        last = path;
-    }
-    let Some(mb) = manifest_bytes else {
+    let Scan {
+        mut seen,
+        manifest,
+        last,
+    } = scan(file, &fname, progress)?;
+    let Some(mb) = manifest else {
         return Err(BundleError::NoManifest { file: fname, last });
     };
     let manifest: Manifest = serde_json::from_slice(&mb).map_err(|e| BundleError::BadManifest {
@@ -139,6 +82,101 @@ pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
         });
     }
     Ok(Verified { manifest, entries })
+}
+
+fn truncated(file: &str, entry: &str, reason: impl ToString) -> BundleError {
+    BundleError::Truncated {
+        file: file.to_string(),
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads the whole tar once: hashes every entry, keeps the manifest's bytes.
+fn scan(file: &Path, fname: &str, progress: bool) -> Result<Scan, BundleError> {
+    let f = File::open(file).map_err(|e| BundleError::Io {
+        what: format!("opening bundle {fname}"),
+        source: e,
+    })?;
+    let mut ar = tar::Archive::new(f);
+    let mut scan = Scan {
+        seen: BTreeMap::new(),
+        manifest: None,
+        last: String::from("(none)"),
+    };
+    let entries = ar
+        .entries()
+        .map_err(|e| truncated(fname, "(start of file)", e))?;
+    for entry in entries {
+        let after = format!("the entry after {}", scan.last);
+        let mut entry = entry.map_err(|e| truncated(fname, &after, e))?;
+        let path = entry
+            .path()
+            .map_err(|e| truncated(fname, &after, e))?
+            .to_string_lossy()
+            .into_owned();
+        let size = entry.header().size().unwrap_or(0);
+        let offset = entry.raw_file_position();
+        if path == MANIFEST {
+            scan.manifest = Some(read_manifest(&mut entry, fname, size)?);
+        } else {
+            let (sha, n) = hash_entry(&mut entry, fname, &path, progress.then_some(size))?;
+            if n < size {
+                return Err(truncated(
+                    fname,
+                    &path,
+                    format!("{n} of {size} bytes present"),
+                ));
+            }
+            scan.seen
+                .insert(path.clone(), (sha, n, Located { offset, size }));
+        }
+        scan.last = path;
+    }
+    Ok(scan)
+}
+
+fn read_manifest(entry: &mut impl Read, fname: &str, size: u64) -> Result<Vec<u8>, BundleError> {
+    if size > MAX_MANIFEST {
+        return Err(BundleError::BadManifest {
+            file: fname.to_string(),
+            reason: format!("{MANIFEST} is {size} bytes"),
+        });
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    entry
+        .read_to_end(&mut buf)
+        .map_err(|e| truncated(fname, MANIFEST, e))?;
+    if (buf.len() as u64) < size {
+        let reason = format!("{} of {size} bytes present", buf.len());
+        return Err(truncated(fname, MANIFEST, reason));
+    }
+    Ok(buf)
+}
+
+/// sha256 and length of one entry; with `bar_size`, a progress bar over that many bytes.
+fn hash_entry(
+    entry: &mut impl Read,
+    fname: &str,
+    path: &str,
+    bar_size: Option<u64>,
+) -> Result<(String, u64), BundleError> {
+    let mut bar = bar_size.map(|size| Progress::start(format!("verifying {path}"), size));
+    let mut r = HashingReader::new(entry);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| truncated(fname, path, e))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(b) = bar.as_mut() {
+            b.update(r.count());
+        }
+    }
+    if let Some(b) = bar {
+        b.finish(&format!("hashed {path}"));
+    }
+    Ok(r.finish())
 }
 
 #[cfg(test)]

@@ -107,19 +107,35 @@ pub fn render_table(s: &GpuSnapshot) -> String {
         }
         Availability::Available => {}
     }
+    out.push_str(&card_table(s));
+    if !s.units.is_empty() {
+        out.push('\n');
+        out.push_str(&unit_table(s));
+    }
+    let strays = strays(s);
+    if !strays.is_empty() {
+        out.push_str("\nGPU processes of no unit:\n");
+        for l in strays {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    if !s.warnings.is_empty() {
+        out.push('\n');
+        for w in &s.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+    }
+    out
+}
+
+/// One row per card.
+fn card_table(s: &GpuSnapshot) -> String {
     let opt = |v: Option<u32>, unit: &str| v.map_or("-".into(), |v| format!("{v}{unit}"));
-    let mut rows = vec![vec![
-        "GPU".to_string(),
-        "NAME".into(),
-        "USED".into(),
-        "TOTAL".into(),
-        "FREE".into(),
-        "RESERVED".into(),
-        "UTIL".into(),
-        "TEMP".into(),
-        "POWER".into(),
-        "UUID".into(),
-    ]];
+    let header = [
+        "GPU", "NAME", "USED", "TOTAL", "FREE", "RESERVED", "UTIL", "TEMP", "POWER", "UUID",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
     for g in &s.gpus {
         rows.push(vec![
             g.index.to_string(),
@@ -135,50 +151,50 @@ pub fn render_table(s: &GpuSnapshot) -> String {
             g.uuid.clone(),
         ]);
     }
-    out.push_str(&columns(&rows));
+    columns(&rows)
+}
 
-    if !s.units.is_empty() {
-        out.push('\n');
-        let mut rows = vec![vec![
-            "UNIT".to_string(),
-            "GPU MEMORY".into(),
-            "PER GPU".into(),
-            "PIDS".into(),
-            "MIN FREE".into(),
-            "MAX USED".into(),
-            "POLICY RESTARTS".into(),
-        ]];
-        for u in &s.units {
-            let per_gpu: Vec<String> = u
-                .per_gpu
-                .iter()
-                .map(|(i, b)| format!("{i}:{}", human_bytes(*b)))
-                .collect();
-            let pids: Vec<String> = u.pids.iter().map(u32::to_string).collect();
-            let dash = |v: Option<u64>| v.map_or("-".into(), human_bytes);
-            rows.push(vec![
-                u.unit.clone(),
-                human_bytes(u.used_bytes),
-                if per_gpu.is_empty() {
-                    "-".into()
-                } else {
-                    per_gpu.join(",")
-                },
-                if pids.is_empty() {
-                    "-".into()
-                } else {
-                    pids.join(",")
-                },
-                dash(u.min_free),
-                dash(u.max_used),
-                u.policy_restarts.to_string(),
-            ]);
+/// One row per unit with GPU memory or a GPU policy.
+fn unit_table(s: &GpuSnapshot) -> String {
+    let header = [
+        "UNIT",
+        "GPU MEMORY",
+        "PER GPU",
+        "PIDS",
+        "MIN FREE",
+        "MAX USED",
+        "POLICY RESTARTS",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(",")
         }
-        out.push_str(&columns(&rows));
+    };
+    let dash = |v: Option<u64>| v.map_or("-".into(), human_bytes);
+    for u in &s.units {
+        let per_gpu = u
+            .per_gpu
+            .iter()
+            .map(|(i, b)| format!("{i}:{}", human_bytes(*b)));
+        rows.push(vec![
+            u.unit.clone(),
+            human_bytes(u.used_bytes),
+            list(per_gpu.collect()),
+            list(u.pids.iter().map(u32::to_string).collect()),
+            dash(u.min_free),
+            dash(u.max_used),
+            u.policy_restarts.to_string(),
+        ]);
     }
+    columns(&rows)
+}
 
-    let strays: Vec<String> = s
-        .gpus
+/// GPU processes that belong to no unit, one line each.
+fn strays(s: &GpuSnapshot) -> Vec<String> {
+    s.gpus
         .iter()
         .flat_map(|g| {
             g.processes.iter().filter(|p| p.unit.is_none()).map(|p| {
@@ -190,21 +206,7 @@ pub fn render_table(s: &GpuSnapshot) -> String {
                 )
             })
         })
-        .collect();
-    if !strays.is_empty() {
-        out.push_str("\nGPU processes of no unit:\n");
-        for l in strays {
-            out.push_str(&l);
-            out.push('\n');
-        }
-    }
-    if !s.warnings.is_empty() {
-        out.push('\n');
-        for w in &s.warnings {
-            let _ = writeln!(out, "warning: {w}");
-        }
-    }
-    out
+        .collect()
 }
 
 /// Left-aligned columns, two spaces apart.

@@ -2,13 +2,13 @@
 //! driver) that reads every GPU each `[gpu].interval`, attributes processes to units and
 //! publishes a `GpuSnapshot` on a watch channel.
 
-use super::attribution::Attributor;
+use super::attribution::{Attributor, UnitProc};
 use super::nvml::{GpuSource, SourceReading};
 use super::policy::used_alerts;
-use super::snapshot::{Availability, GpuSnapshot, UnitGpu};
+use super::snapshot::{Availability, GpuReading, GpuSnapshot, UnitGpu};
 use super::{GpuError, Shared};
 use crate::config::model::GpuEnabled;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,20 +89,14 @@ impl Poller {
         }
     }
 
-    fn build(
+    /// Labels each GPU process with its unit and sums memory per unit; units with a GPU
+    /// policy appear even when they hold no GPU memory.
+    fn per_unit(
         &self,
-        reading: SourceReading,
-        attributor: &mut Attributor,
-        known: &mut BTreeMap<String, String>,
-    ) -> GpuSnapshot {
-        let SourceReading { mut gpus, problems } = reading;
-        let units = self.shared.unit_pids();
-        let pids: Vec<u32> = gpus
-            .iter()
-            .flat_map(|g| g.processes.iter().map(|p| p.pid))
-            .collect();
-        let owners = attributor.attribute(&units, &pids);
-
+        gpus: &mut [GpuReading],
+        owners: &HashMap<u32, String>,
+        units: &[UnitProc],
+    ) -> BTreeMap<String, UnitGpu> {
         let policies = self.shared.policies();
         let restarts = self.shared.restart_counts();
         let mut per_unit: BTreeMap<String, UnitGpu> = BTreeMap::new();
@@ -118,47 +112,48 @@ impl Poller {
                 policy_restarts: restarts.get(name).copied().unwrap_or(0),
             }
         };
-        for g in &mut gpus {
+        for g in gpus.iter_mut() {
             for p in &mut g.processes {
                 p.unit = owners.get(&p.pid).cloned();
-                if let Some(unit) = &p.unit {
-                    let e = per_unit.entry(unit.clone()).or_insert_with(|| fresh(unit));
-                    let bytes = p.used_bytes.unwrap_or(0);
-                    e.used_bytes += bytes;
-                    match e.per_gpu.iter_mut().find(|(i, _)| *i == g.index) {
-                        Some((_, b)) => *b += bytes,
-                        None => e.per_gpu.push((g.index, bytes)),
-                    }
-                    if !e.pids.contains(&p.pid) {
-                        e.pids.push(p.pid);
-                    }
+                let Some(unit) = &p.unit else { continue };
+                let e = per_unit.entry(unit.clone()).or_insert_with(|| fresh(unit));
+                let bytes = p.used_bytes.unwrap_or(0);
+                e.used_bytes += bytes;
+                match e.per_gpu.iter_mut().find(|(i, _)| *i == g.index) {
+                    Some((_, b)) => *b += bytes,
+                    None => e.per_gpu.push((g.index, bytes)),
+                }
+                if !e.pids.contains(&p.pid) {
+                    e.pids.push(p.pid);
                 }
             }
         }
-        for u in &units {
+        for u in units {
             if policies.contains_key(&u.name) {
                 per_unit
                     .entry(u.name.clone())
                     .or_insert_with(|| fresh(&u.name));
             }
         }
+        per_unit
+    }
 
-        let mut warnings = Vec::new();
-        let present: HashSet<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
-        for (uuid, label) in known.iter() {
-            if !present.contains(uuid.as_str()) {
-                warnings.push(format!("{label} disappeared: no longer reported by NVML"));
-            }
-        }
-        for g in &gpus {
-            known.insert(
-                g.uuid.clone(),
-                format!("GPU {} ({}, {})", g.index, g.name, g.uuid),
-            );
-            for e in &g.errors {
-                warnings.push(format!("GPU {}: {e}", g.index));
-            }
-        }
+    fn build(
+        &self,
+        reading: SourceReading,
+        attributor: &mut Attributor,
+        known: &mut BTreeMap<String, String>,
+    ) -> GpuSnapshot {
+        let SourceReading { mut gpus, problems } = reading;
+        let units = self.shared.unit_pids();
+        let pids: Vec<u32> = gpus
+            .iter()
+            .flat_map(|g| g.processes.iter().map(|p| p.pid))
+            .collect();
+        let owners = attributor.attribute(&units, &pids);
+
+        let per_unit = self.per_unit(&mut gpus, &owners, &units);
+        let mut warnings = device_warnings(&gpus, known);
         warnings.extend(problems);
         warnings.extend(attributor.warnings.iter().cloned());
 
@@ -181,6 +176,27 @@ impl Poller {
         snap.warnings.extend(warnings);
         snap
     }
+}
+
+/// Cards that disappeared since an earlier reading, and per-card NVML errors.
+fn device_warnings(gpus: &[GpuReading], known: &mut BTreeMap<String, String>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let present: HashSet<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
+    for (uuid, label) in known.iter() {
+        if !present.contains(uuid.as_str()) {
+            warnings.push(format!("{label} disappeared: no longer reported by NVML"));
+        }
+    }
+    for g in gpus {
+        known.insert(
+            g.uuid.clone(),
+            format!("GPU {} ({}, {})", g.index, g.name, g.uuid),
+        );
+        for e in &g.errors {
+            warnings.push(format!("GPU {}: {e}", g.index));
+        }
+    }
+    warnings
 }
 
 fn now_ms() -> u64 {
