@@ -4,12 +4,12 @@
 
 use super::manifest::{Content, HashingReader};
 use super::progress::{mib, Progress};
+use super::restore;
 use super::verify::{verify, Located};
 use super::BundleError;
 use crate::runtime::podman::{image, podman_bin};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -48,15 +48,29 @@ pub fn import(file: &Path, allowed_artifacts: &[PathBuf]) -> Result<Imported, Bu
     }
     for fe in &v.manifest.files {
         if let Content::Artifact { target, mode } = &fe.content {
-            if !allowed_artifacts.iter().any(|a| target.starts_with(a)) {
-                println!(
-                    "skipped artifact {} (not under [bundle].artifacts of this config)",
-                    target.display()
-                );
-                done.skipped.push(target.clone());
-                continue;
-            }
-            restore(file, target, *mode, v.entries[&fe.path])?;
+            let confined = match restore::confine(target, allowed_artifacts) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    println!(
+                        "skipped artifact {} (not under [bundle].artifacts of this config)",
+                        target.display()
+                    );
+                    done.skipped.push(target.clone());
+                    continue;
+                }
+                Err(why) => {
+                    return Err(BundleError::Corrupt {
+                        file: file.display().to_string(),
+                        problems: vec![format!("{}: target {}: {why}", fe.path, target.display())],
+                    })
+                }
+            };
+            let src = restore::Source {
+                reader: section(file, v.entries[&fe.path])?,
+                sha256: fe.sha256.clone(),
+                size: fe.size,
+            };
+            restore::restore(target, &confined, *mode, src)?;
             println!("restored {} ({})", target.display(), mib(fe.size));
             done.artifacts.push(target.clone());
         }
@@ -118,6 +132,14 @@ fn load_image(
         )));
     }
     copy.map_err(|e| load_err(format!("streaming {entry} into podman load: {e}")))?;
+    // verify checked the archive's names; this catches a podman that reads it otherwise.
+    let loaded = loaded_names(&String::from_utf8_lossy(&out.stdout));
+    if loaded.iter().any(|n| n != name) {
+        return Err(load_err(format!(
+            "podman load tagged [{}], not just {name}",
+            loaded.join(", ")
+        )));
+    }
     let (got, _) = src.finish();
     if got != sha {
         // The file changed since it was verified.
@@ -130,35 +152,28 @@ fn load_image(
     Ok(())
 }
 
-fn restore(file: &Path, target: &Path, mode: u32, loc: Located) -> Result<(), BundleError> {
-    let err = |e| BundleError::Io {
-        what: format!("restoring {}", target.display()),
-        source: e,
-    };
-    if let Some(d) = target.parent() {
-        std::fs::create_dir_all(d).map_err(err)?;
+/// Names from `podman load`'s "Loaded image: NAME" lines (several per line after
+/// "Loaded image(s):", comma-separated, in some podman versions).
+fn loaded_names(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.starts_with("Loaded image"))
+        })
+        .flat_map(|(_, v)| v.split(',').map(|n| n.trim().to_string()))
+        .filter(|n| !n.is_empty() && !n.starts_with("sha256:"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loaded_names_from_podman_output() {
+        let out = "Loaded image: localhost/a:1\nLoaded image(s): docker.io/b:2, c:3\n";
+        assert_eq!(
+            super::loaded_names(out),
+            ["localhost/a:1", "docker.io/b:2", "c:3"]
+        );
     }
-    let tmp = target.with_file_name(format!(
-        ".{}.import-{}",
-        target.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    let mut src = section(file, loc)?;
-    let r: std::io::Result<()> = (|| {
-        std::io::copy(&mut src, &mut out)?;
-        out.sync_all()?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, target)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.map_err(err)
 }

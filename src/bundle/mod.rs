@@ -6,10 +6,12 @@
 //! `artifacts/ABSOLUTE/PATH`, and `manifest.json` last (so `create` can stream).
 
 mod create;
+mod image_tags;
 mod import;
 mod list;
 mod manifest;
 mod progress;
+mod restore;
 mod verify;
 
 pub use create::{create, Created};

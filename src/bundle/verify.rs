@@ -1,10 +1,11 @@
 //! Reads a whole bundle, hashing every entry, and compares with its manifest — before
 //! anything is loaded.
 
-use super::manifest::{HashingReader, Manifest, FORMAT, MANIFEST};
+use super::image_tags;
+use super::manifest::{Content, HashingReader, Manifest, FORMAT, MANIFEST};
 use super::progress::Progress;
 use super::BundleError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -28,6 +29,8 @@ const MAX_MANIFEST: u64 = 64 << 20;
 /// What one pass over the tar found: each entry's hash, size and place, and the manifest.
 struct Scan {
     seen: BTreeMap<String, (String, u64, Located)>,
+    /// For image entries: the names `podman load` would tag, or why they are unreadable.
+    image_names: BTreeMap<String, Result<BTreeSet<String>, String>>,
     manifest: Option<Vec<u8>>,
     /// The last entry read, for "no manifest after X".
     last: String,
@@ -39,6 +42,7 @@ pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
     let fname = file.display().to_string();
     let Scan {
         mut seen,
+        image_names,
         manifest,
         last,
     } = scan(file, &fname, progress)?;
@@ -68,6 +72,9 @@ pub fn verify(file: &Path, progress: bool) -> Result<Verified, BundleError> {
                 fe.path, fe.sha256
             )),
             Some((_, _, loc)) => {
+                if let Content::Image { image } = &fe.content {
+                    problems.extend(wrong_names(&fe.path, image, image_names.get(&fe.path)));
+                }
                 entries.insert(fe.path.clone(), loc);
             }
         }
@@ -101,6 +108,7 @@ fn scan(file: &Path, fname: &str, progress: bool) -> Result<Scan, BundleError> {
     let mut ar = tar::Archive::new(f);
     let mut scan = Scan {
         seen: BTreeMap::new(),
+        image_names: BTreeMap::new(),
         manifest: None,
         last: String::from("(none)"),
     };
@@ -120,7 +128,16 @@ fn scan(file: &Path, fname: &str, progress: bool) -> Result<Scan, BundleError> {
         if path == MANIFEST {
             scan.manifest = Some(read_manifest(&mut entry, fname, size)?);
         } else {
-            let (sha, n) = hash_entry(&mut entry, fname, &path, progress.then_some(size))?;
+            let bar = progress.then(|| Progress::start(format!("verifying {path}"), size));
+            let mut r = Metered {
+                inner: HashingReader::new(&mut entry),
+                bar,
+            };
+            if path.starts_with("images/") {
+                let names = image_tags::read_names(&mut r).map_err(|e| e.to_string());
+                scan.image_names.insert(path.clone(), names);
+            }
+            let (sha, n) = hash_rest(r, fname, &path)?;
             if n < size {
                 return Err(truncated(
                     fname,
@@ -154,29 +171,50 @@ fn read_manifest(entry: &mut impl Read, fname: &str, size: u64) -> Result<Vec<u8
     Ok(buf)
 }
 
-/// sha256 and length of one entry; with `bar_size`, a progress bar over that many bytes.
-fn hash_entry(
-    entry: &mut impl Read,
+/// A hashing reader that also moves a progress bar.
+struct Metered<R> {
+    inner: HashingReader<R>,
+    bar: Option<Progress>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = self.bar.as_mut() {
+            b.update(self.inner.count());
+        }
+        Ok(n)
+    }
+}
+
+/// Reads what is left of one entry; its sha256 and total length.
+fn hash_rest<R: Read>(
+    mut r: Metered<R>,
     fname: &str,
     path: &str,
-    bar_size: Option<u64>,
 ) -> Result<(String, u64), BundleError> {
-    let mut bar = bar_size.map(|size| Progress::start(format!("verifying {path}"), size));
-    let mut r = HashingReader::new(entry);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf).map_err(|e| truncated(fname, path, e))?;
-        if n == 0 {
-            break;
-        }
-        if let Some(b) = bar.as_mut() {
-            b.update(r.count());
-        }
-    }
-    if let Some(b) = bar {
+    std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| truncated(fname, path, e))?;
+    if let Some(b) = r.bar {
         b.finish(&format!("hashed {path}"));
     }
-    Ok(r.finish())
+    Ok(r.inner.finish())
+}
+
+/// An image entry must tag exactly the one name the manifest gives it.
+fn wrong_names(
+    path: &str,
+    image: &str,
+    names: Option<&Result<BTreeSet<String>, String>>,
+) -> Option<String> {
+    match names {
+        None => Some(format!("{path}: not under images/, cannot hold {image}")),
+        Some(Err(e)) => Some(format!("{path}: not a readable image archive: {e}")),
+        Some(Ok(n)) if n.len() == 1 && n.contains(image) => None,
+        Some(Ok(n)) => Some(format!(
+            "{path}: the manifest says image {image}, but loading it would tag [{}]",
+            n.iter().cloned().collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 #[cfg(test)]
