@@ -13,6 +13,7 @@ APT_PKGS=(postgresql podman runc busybox-static supervisor nginx wrk nghttp2-cli
           lintian curl jq ca-certificates openssl python3-venv procps psmisc iproute2
           uidmap fuse-overlayfs runit catatonit bsdutils)
 APT_PKGS+=(gcc libc6-dev)  # the GPU tests build a fake libnvidia-ml.so.1
+APT_PKGS+=(testssl.sh slowhttptest)  # tests/security: the attackers' tools
 APT_PKGS+=(man-db)  # tests/package.sh: systemd-analyze verify runs man for Documentation=man:
 # The real tier (tests/real): a real browser, and certutil to trust our CA the operator's way.
 APT_PKGS+=(chromium chromium-driver python3-selenium libnss3-tools rsync patch)
@@ -47,6 +48,11 @@ if [ ! -x "$DEPS/venv/bin/moto_server" ]; then
   log "pip install moto[server] into $DEPS/venv"
   $SUDO python3 -m venv "$DEPS/venv"
   $SUDO "$DEPS/venv/bin/pip" install -q 'moto[server]==5.*' requests
+fi
+# tests/security/rapid_reset.py: an HTTP/2 client that can send RST_STREAM at will.
+if ! "$DEPS/venv/bin/python" -c 'import h2' 2>/dev/null; then
+  log "pip install h2 into $DEPS/venv"
+  $SUDO "$DEPS/venv/bin/pip" install -q 'h2==4.*'
 fi
 if [ ! -x "$DEPS/s3s/bin/s3s-fs" ]; then
   log "cargo install s3s-fs 0.14.1 (about 6 minutes on 2 cores)"
