@@ -252,7 +252,7 @@ async fn crash_loop_fails_then_start_by_hand_resets_the_count() {
         s.reason
             .as_deref()
             .unwrap()
-            .contains("crash loop: 3 failures within 60s"),
+            .contains("crash loop: 3 failures within 1m"),
         "{s:?}"
     );
     assert_eq!(s.restarts, 2);
@@ -292,6 +292,7 @@ async fn restart_while_pending_stays_pending() {
     let script = Script::new([]);
     let text = r#"
 [services.dep]
+kind = "oneshot"
 command = ["fake"]
 [services.a]
 command = ["fake"]
