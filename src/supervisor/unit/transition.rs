@@ -3,10 +3,12 @@
 //! [`Transition`] it returns and never decides by itself.
 //!
 //! The semantics follow systemd's job rules and s6-supervise's: a stop always wins and
-//! never starts anything; a start is a no-op on a unit that is already starting or up; a
-//! start by hand forgets the crash-loop history (like `systemctl reset-failed` + start, or
-//! `s6-svc -u` after `-d`); a restart of a unit that is not up yet does not wait for it to
-//! come up first.
+//! never starts anything (stop during backoff: stopped, no start); a start is a no-op on a
+//! unit that is already wanted up (pending, running); a start by hand forgets the
+//! crash-loop history (like `systemctl reset-failed` then `start`); a restart of a unit
+//! that is not up yet queues nothing (pending stays pending, backoff starts at once).
+//! Commands that arrive while a unit is starting (prepare hook, spawn) wait until its
+//! child exists, then meet the `running` row.
 //!
 //! | phase \ event     | Start                  | Stop                         | Restart                             | Reload                                   | Remove          | Closed         |
 //! |-------------------|------------------------|------------------------------|-------------------------------------|------------------------------------------|-----------------|----------------|
