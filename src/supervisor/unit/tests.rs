@@ -358,3 +358,28 @@ async fn a_panicking_unit_task_shows_failed_with_the_message_and_can_be_started_
     h.stop("a").await.unwrap();
     assert_eq!(h.snapshot().unit("a").unwrap().state, UnitState::Stopped);
 }
+
+#[tokio::test(start_paused = true)]
+async fn reload_during_backoff_starts_at_once_and_forgets_the_crash_loop() {
+    let script = Script::new([fail_after(10), fail_after(10), fail_after(10)]);
+    let h = start(FLAKY, &script);
+    until(&h, "a", Duration::from_secs(60), |s| {
+        s.state == UnitState::Backoff && s.restarts == 2
+    })
+    .await;
+    let changed = FLAKY.replace("initial = \"1s\"", "initial = \"2s\"");
+    let at = tokio::time::Instant::now();
+    let report = h.reload(plan(&changed)).await.unwrap();
+    assert_eq!(report.restarted, vec!["a".to_string()]);
+    // The third failure is the first of a fresh count: backoff again, not failed.
+    let s = until(&h, "a", Duration::from_secs(60), |s| s.restarts == 3).await;
+    assert_eq!(s.state, UnitState::Backoff, "{s:?}");
+    let starts = script.starts();
+    assert_eq!(starts.len(), 3);
+    assert!(starts[2] - at < Duration::from_millis(100));
+    assert!(h
+        .logs("a", 20)
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("reload: definition changed")));
+}
