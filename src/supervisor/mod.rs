@@ -2,6 +2,11 @@
 //! status table published as a [`Snapshot`] on a watch channel, and a [`Handle`] through
 //! which the control API, signals and other pieces of the daemon drive it.
 //!
+//! Where things are decided: what a command does to a unit is the table in
+//! `unit/transition.rs`; what a run's end leads to (backoff, crash loop, completed) is
+//! `unit/exit.rs`; restart delays are `backoff`; what a reload restarts is `reload`. The
+//! `warden` joins every unit task, so a panicking one shows as `failed`.
+//!
 //! Generic: it knows units, dependencies, health checks and policies, never components.
 
 pub mod backoff;
