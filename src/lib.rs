@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod error_chain;
 pub mod gpu;
+pub mod logsink;
 pub mod metrics;
 pub mod pki;
 pub mod plan;

@@ -6,9 +6,9 @@ pub mod leftovers;
 pub mod podman;
 pub mod process;
 pub mod reaper;
-mod task;
+pub mod task;
 
-pub use crate::supervisor::logs::LogSink;
+pub use crate::logsink::LogSink;
 pub use process::{ProcessChild, ProcessSpec};
 pub use task::TaskChild;
 

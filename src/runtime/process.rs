@@ -6,8 +6,8 @@
 //! children behind); after the timeout the group gets SIGKILL.
 
 use super::{leftovers, reaper, ExitInfo, LogSink, RuntimeError};
+use crate::logsink::MAX_LINE;
 use crate::plan::Unit;
-use crate::supervisor::logs::MAX_LINE;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Gid, Pid, Uid};
@@ -117,6 +117,61 @@ fn resolve_ids(spec: &ProcessSpec) -> Result<Option<Ids>, RuntimeError> {
     }))
 }
 
+/// The command with the unit's argv, environment (the daemon's inheritable variables,
+/// the user's identity, then the unit's own) and working directory; output piped.
+fn command_for(spec: &ProcessSpec, program: &str, ids: Option<&Ids>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(&spec.argv[1..]);
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if k.to_str().is_some_and(super::inherited) {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(ids) = ids {
+        if !ids.name.is_empty() {
+            cmd.env("USER", &ids.name)
+                .env("LOGNAME", &ids.name)
+                .env("HOME", &ids.home);
+        }
+    }
+    cmd.envs(&spec.env);
+    if let Some(w) = &spec.workdir {
+        cmd.current_dir(w);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Makes the child a session leader (its own process group) running as `ids`.
+fn in_own_session_as(cmd: &mut std::process::Command, ids: Option<&Ids>) {
+    let (uid, gid, groups) = match ids {
+        Some(i) => (Some(i.uid), Some(i.gid), i.groups.clone()),
+        None => (None, None, Vec::new()),
+    };
+    // SAFETY: only async-signal-safe syscalls (setsid, setgroups, setgid, setuid)
+    // run between fork and exec; everything they need was computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setsid()?;
+            if let Some(gid) = gid {
+                if Uid::effective().is_root() {
+                    nix::unistd::setgroups(&groups)?;
+                }
+                nix::unistd::setgid(gid)?;
+            }
+            if let Some(uid) = uid {
+                if uid != Uid::effective() {
+                    nix::unistd::setuid(uid)?;
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A running native child and its process group.
 pub struct ProcessChild {
     unit: String,
@@ -143,51 +198,8 @@ impl ProcessChild {
             )));
         }
         let ids = resolve_ids(&spec)?;
-        let mut cmd = std::process::Command::new(&program);
-        cmd.args(&spec.argv[1..]);
-        cmd.env_clear();
-        for (k, v) in std::env::vars_os() {
-            if k.to_str().is_some_and(super::inherited) {
-                cmd.env(k, v);
-            }
-        }
-        if let Some(ids) = &ids {
-            if !ids.name.is_empty() {
-                cmd.env("USER", &ids.name)
-                    .env("LOGNAME", &ids.name)
-                    .env("HOME", &ids.home);
-            }
-        }
-        cmd.envs(&spec.env);
-        if let Some(w) = &spec.workdir {
-            cmd.current_dir(w);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (uid, gid, groups) = match &ids {
-            Some(i) => (Some(i.uid), Some(i.gid), i.groups.clone()),
-            None => (None, None, Vec::new()),
-        };
-        // SAFETY: only async-signal-safe syscalls (setsid, setgroups, setgid, setuid)
-        // run between fork and exec; everything they need was computed before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setsid()?;
-                if let Some(gid) = gid {
-                    if Uid::effective().is_root() {
-                        nix::unistd::setgroups(&groups)?;
-                    }
-                    nix::unistd::setgid(gid)?;
-                }
-                if let Some(uid) = uid {
-                    if uid != Uid::effective() {
-                        nix::unistd::setuid(uid)?;
-                    }
-                }
-                Ok(())
-            });
-        }
+        let mut cmd = command_for(&spec, &program, ids.as_ref());
+        in_own_session_as(&mut cmd, ids.as_ref());
         let mut guard = reaper::lock_for_spawn();
         let mut child = cmd.spawn().map_err(serr)?;
         let pid = child.id();
@@ -333,7 +345,7 @@ impl ProcessChild {
                 return false;
             }
             // Zombies count as members until reaped: nudge the reaper.
-            reaper::reap_now();
+            reaper::reap_off_workers().await;
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }

@@ -6,7 +6,8 @@
 //!
 //! Design: unit processes are spawned with `std::process` (never `tokio::process`) and
 //! registered here under a lock *before* they can be reaped; one tokio task, woken by
-//! SIGCHLD (and a 1 s tick in case a signal is coalesced), waits for each registered pid
+//! SIGCHLD (and a 1 s tick in case a signal is coalesced), hands each pass to the blocking
+//! pool (it may scan `/proc`, which is no work for an async worker), waits for each registered pid
 //! with `waitpid(pid, WNOHANG)` and hands the status to the unit's task through a oneshot.
 //! It then reaps orphans, but only zombies whose session differs from the daemon's: every
 //! unit runs in its own session (setsid), so those are unit descendants. A zombie in the
@@ -65,7 +66,7 @@ fn start_task() {
                 _ = sigchld.recv() => {}
                 _ = tick.tick() => {}
             }
-            reap_now();
+            reap_off_workers().await;
         }
     });
 }
@@ -73,7 +74,17 @@ fn start_task() {
 async fn poll_only() {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        reap_now();
+        reap_off_workers().await;
+    }
+}
+
+/// Runs [`reap_now`] on the blocking pool: its `/proc` scan reads one file per process
+/// of the host, which must not hold up an async worker.
+pub(crate) async fn reap_off_workers() {
+    if let Err(e) = tokio::task::spawn_blocking(reap_now).await {
+        if e.is_panic() {
+            tracing::error!("the reaper panicked: {e}");
+        }
     }
 }
 

@@ -1,8 +1,14 @@
 //! An in-daemon Rust task run like a process (provisioning oneshots).
 
 use super::ExitInfo;
-use crate::plan::{Task, TaskContext};
+use crate::plan::{BoxFuture, Task, TaskContext};
 use tokio::task::JoinHandle;
+
+/// Runs an in-daemon task: the one place the supervisor turns a plan's task into work
+/// (unit tasks, prepare hooks, probe tasks), so the task's representation changes here only.
+pub fn run(task: &Task, ctx: TaskContext) -> BoxFuture<Result<(), String>> {
+    (task.run)(ctx)
+}
 
 /// A running task.
 pub struct TaskChild {
@@ -13,7 +19,7 @@ pub struct TaskChild {
 impl TaskChild {
     /// Starts the task on the runtime.
     pub fn spawn(task: &Task, ctx: TaskContext) -> Self {
-        let fut = (task.run)(ctx);
+        let fut = run(task, ctx);
         TaskChild {
             handle: Some(tokio::spawn(fut)),
             exit: None,

@@ -41,12 +41,15 @@ async fn run(p: &Probe, timeout: Duration, ctx: ProbeCtx<'_>) -> Result<(), Stri
             .map_err(|e| format!("tcp {addr}: {e}")),
         Probe::Exec(argv) => exec(ctx.plan, ctx.unit, argv, timeout).await,
         Probe::Task(t) => {
-            (t.run)(TaskContext {
-                unit: ctx.unit.to_string(),
-                plan: ctx.plan.clone(),
-                secrets: ctx.secrets.clone(),
-                log: ctx.log.as_fn(),
-            })
+            crate::runtime::task::run(
+                t,
+                TaskContext {
+                    unit: ctx.unit.to_string(),
+                    plan: ctx.plan.clone(),
+                    secrets: ctx.secrets.clone(),
+                    log: ctx.log.as_fn(),
+                },
+            )
             .await
         }
         Probe::Log(_) => unreachable!("handled by log_probe"),

@@ -2,19 +2,26 @@
 //! status table published as a [`Snapshot`] on a watch channel, and a [`Handle`] through
 //! which the control API, signals and other pieces of the daemon drive it.
 //!
+//! Where things are decided: what a command does to a unit is the table in
+//! `unit/transition.rs`; what a run's end leads to (backoff, crash loop, completed) is
+//! `unit/exit.rs`; restart delays are `backoff`; what a reload restarts is `reload`. The
+//! `warden` joins every unit task, so a panicking one shows as `failed`.
+//!
 //! Generic: it knows units, dependencies, health checks and policies, never components.
 
 pub mod backoff;
 pub mod gate;
 pub mod health;
-pub mod logs;
 pub mod reload;
 pub mod state;
 mod unit;
+mod warden;
 
+/// The log sink lives in its own leaf module; this path stays for existing callers.
+pub use crate::logsink as logs;
+pub use crate::logsink::LogSink;
 pub use gate::{Gate, StartGate};
-pub use logs::LogSink;
-pub use reload::{ensure_secrets, reload_from_source, ReloadError, ReloadReport};
+pub use reload::{ensure_secrets, reload_from_source, ReloadError, ReloadReport, SecretsError};
 pub use state::{Snapshot, UnitState, UnitStatus};
 
 use crate::plan::{Condition, Plan, Unit};
@@ -66,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) gates: Vec<Arc<dyn StartGate>>,
     shutting_down: std::sync::atomic::AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
+    /// How units' children are started (a fake in unit tests).
+    launcher: unit::Launcher,
+    /// Hands unit tasks to the warden, which joins them (see `warden`).
+    warden: mpsc::UnboundedSender<warden::UnitTask>,
 }
 
 impl Shared {
@@ -181,6 +192,15 @@ pub struct Supervisor;
 impl Supervisor {
     /// Starts one task per unit of `plan` (on the current tokio runtime) and returns the handle.
     pub fn start(plan: Arc<Plan>, secrets: SecretStore, gates: Vec<Arc<dyn StartGate>>) -> Handle {
+        Self::start_with(plan, secrets, gates, unit::Launcher::Runtime)
+    }
+
+    pub(crate) fn start_with(
+        plan: Arc<Plan>,
+        secrets: SecretStore,
+        gates: Vec<Arc<dyn StartGate>>,
+        launcher: unit::Launcher,
+    ) -> Handle {
         let statuses: Vec<UnitStatus> = plan
             .units
             .iter()
@@ -192,6 +212,7 @@ impl Supervisor {
             started_at,
             ready: plan.units.is_empty(),
         }));
+        let (warden, tasks) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             plan: watch::channel(plan.clone()).0,
             statuses: Mutex::new(statuses),
@@ -204,7 +225,10 @@ impl Supervisor {
             gates,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            launcher,
+            warden,
         });
+        tokio::spawn(warden::run(shared.clone(), tasks));
         for u in &plan.units {
             spawn_unit(&shared, Arc::new(u.clone()));
         }
@@ -212,14 +236,23 @@ impl Supervisor {
     }
 }
 
+/// Starts a unit's task (wanted up).
 fn spawn_unit(shared: &Arc<Shared>, unit: Arc<Unit>) {
+    spawn_machine(shared, unit, unit::Step::Pending);
+}
+
+/// Starts a unit's machine at `first` and gives its task to the warden.
+fn spawn_machine(shared: &Arc<Shared>, unit: Arc<Unit>, first: unit::Step) {
     let (tx, rx) = mpsc::unbounded_channel();
     shared
         .units
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(unit.name.clone(), tx);
-    tokio::spawn(unit::run(shared.clone(), unit, rx));
+    let name = unit.name.clone();
+    let task = Box::pin(unit::run(shared.clone(), unit, rx, first));
+    // The warden lives as long as `shared`, which we hold.
+    let _ = shared.warden.send(warden::UnitTask { name, task });
 }
 
 /// Drives the supervisor; cheap to clone.

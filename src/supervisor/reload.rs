@@ -28,13 +28,22 @@ pub enum ReloadError {
     #[error("{0}\n(nothing was changed; the running units keep the previous config)")]
     Config(#[from] ConfigError),
     #[error("{0} (nothing was changed)")]
-    Secrets(String),
+    Secrets(#[source] SecretsError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }
 
+/// Why the plan's secrets could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secret {secret}: unknown owner user {user:?}")]
+    UnknownOwner { secret: String, user: String },
+    #[error(transparent)]
+    Store(#[from] crate::secrets::SecretError),
+}
+
 /// Generates the secrets the plan needs that do not exist yet (owned by their users).
-pub fn ensure_secrets(plan: &Plan, store: &SecretStore) -> Result<(), String> {
+pub fn ensure_secrets(plan: &Plan, store: &SecretStore) -> Result<(), SecretsError> {
     for (name, spec) in &plan.secrets {
         if spec.kind == crate::plan::SecretKind::Provided {
             continue;
@@ -42,13 +51,16 @@ pub fn ensure_secrets(plan: &Plan, store: &SecretStore) -> Result<(), String> {
         let owner = match &spec.owner {
             Some(user) => match nix::unistd::User::from_name(user) {
                 Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
-                _ => return Err(format!("secret {name}: unknown owner user {user:?}")),
+                _ => {
+                    return Err(SecretsError::UnknownOwner {
+                        secret: name.clone(),
+                        user: user.clone(),
+                    })
+                }
             },
             None => None,
         };
-        store
-            .ensure(name, &spec.kind, owner)
-            .map_err(|e| e.to_string())?;
+        store.ensure(name, &spec.kind, owner)?;
     }
     Ok(())
 }
@@ -76,6 +88,15 @@ pub async fn reload_from_source(handle: &Handle) -> Result<ReloadReport, ReloadE
     handle.reload(Arc::new(plan)).await
 }
 
+/// What changed between two plans.
+struct Diff {
+    report: ReloadReport,
+    /// Units whose own definition changed.
+    changed: BTreeSet<String>,
+    /// `changed` and everything depending on it.
+    restart: BTreeSet<String>,
+}
+
 pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadReport, ReloadError> {
     let shared = &handle.shared;
     let _guard = shared.reload_lock.lock().await;
@@ -86,6 +107,20 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
         return Err(ReloadError::ShuttingDown);
     }
     let old = shared.plan();
+    let diff = diff(&old, &new);
+    remove_units(handle, &old, &diff.report.removed).await;
+    install_plan(handle, &new, &diff.report.restarted);
+    reload_units(handle, &new, &diff).await;
+    for name in &diff.report.added {
+        if let Some(u) = new.unit(name) {
+            spawn_unit(shared, Arc::new(u.clone()));
+        }
+    }
+    Ok(diff.report)
+}
+
+/// Compares the plans by unit definition.
+fn diff(old: &Plan, new: &Plan) -> Diff {
     let mut report = ReloadReport::default();
     if old.control.socket != new.control.socket {
         report.warnings.push(format!(
@@ -116,11 +151,20 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
         .filter(|u| restart.contains(&u.name) && !report.added.contains(&u.name))
         .map(|u| u.name.clone())
         .collect();
+    Diff {
+        report,
+        changed,
+        restart,
+    }
+}
 
-    // Removed units stop first, dependents before dependencies (old graph).
-    stop_in_order(handle, &old, &report.removed).await;
-    for name in &report.removed {
-        let tx = shared
+/// Removed units stop first, dependents before dependencies (old graph), then their
+/// tasks end.
+async fn remove_units(handle: &Handle, old: &Plan, removed: &[String]) {
+    stop_in_order(handle, old, removed).await;
+    for name in removed {
+        let tx = handle
+            .shared
             .units
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -132,42 +176,47 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
             }
         }
     }
+}
 
-    // New plan and status table (plan order); units about to restart show `stopping` at
-    // once so their dependents do not start again against the old process.
-    {
-        let mut st = shared.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        shared.plan.send_replace(new.clone());
-        let mut next: Vec<UnitStatus> = Vec::new();
-        for u in &new.units {
-            let mut s = st
-                .iter()
-                .find(|s| s.name == u.name)
-                .cloned()
-                .unwrap_or_else(|| UnitStatus::new(&u.name, u.kind));
-            s.kind = u.kind;
-            if report.restarted.contains(&u.name)
-                && matches!(
-                    s.state,
-                    UnitState::Running | UnitState::Healthy | UnitState::Starting
-                )
-            {
-                s.state = UnitState::Stopping;
-                s.reason = Some("reload".into());
-                s.since = super::state::now();
-            }
-            next.push(s);
+/// Puts the new plan and status table (plan order) in force; units about to restart
+/// show `stopping` at once so their dependents do not start again against the old process.
+fn install_plan(handle: &Handle, new: &Arc<Plan>, restarted: &[String]) {
+    let shared = &handle.shared;
+    let mut st = shared.statuses.lock().unwrap_or_else(|e| e.into_inner());
+    shared.plan.send_replace(new.clone());
+    let mut next: Vec<UnitStatus> = Vec::new();
+    for u in &new.units {
+        let mut s = st
+            .iter()
+            .find(|s| s.name == u.name)
+            .cloned()
+            .unwrap_or_else(|| UnitStatus::new(&u.name, u.kind));
+        s.kind = u.kind;
+        if restarted.contains(&u.name)
+            && matches!(
+                s.state,
+                UnitState::Running | UnitState::Healthy | UnitState::Starting
+            )
+        {
+            s.state = UnitState::Stopping;
+            s.reason = Some("reload".into());
+            s.since = super::state::now();
         }
-        *st = next;
-        shared.publish(&st);
+        next.push(s);
     }
+    *st = next;
+    shared.publish(&st);
+}
 
+/// Hands each restarted unit its new definition (or the news that a dependency changed),
+/// dependents first, and waits until all of them stopped their old process.
+async fn reload_units(handle: &Handle, new: &Plan, diff: &Diff) {
     let mut acks = Vec::new();
     for u in new.units.iter().rev() {
-        if !report.restarted.contains(&u.name) {
+        if !diff.report.restarted.contains(&u.name) {
             continue;
         }
-        let (def, reason) = if changed.contains(&u.name) {
+        let (def, reason) = if diff.changed.contains(&u.name) {
             (
                 Some(Arc::new(u.clone())),
                 "reload: definition changed".to_string(),
@@ -176,7 +225,7 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
             let deps: Vec<&str> = u
                 .depends_on
                 .iter()
-                .filter(|d| restart.contains(&d.unit))
+                .filter(|d| diff.restart.contains(&d.unit))
                 .map(|d| d.unit.as_str())
                 .collect();
             (None, format!("reload: {} changed", deps.join(", ")))
@@ -198,10 +247,4 @@ pub(crate) async fn apply(handle: &Handle, new: Arc<Plan>) -> Result<ReloadRepor
     for a in acks {
         let _ = a.await;
     }
-    for name in &report.added {
-        if let Some(u) = new.unit(name) {
-            spawn_unit(shared, Arc::new(u.clone()));
-        }
-    }
-    Ok(report)
 }

@@ -41,77 +41,29 @@ impl PodmanChild {
         log: LogSink,
     ) -> Result<Self, PodmanError> {
         let stack = &plan.stack;
-        let Runtime::Podman(spec) = &unit.runtime else {
-            return Err(PodmanError::NotPodman {
-                unit: unit.name.clone(),
-            });
-        };
-        if !args::valid_stack_name(&stack.name) {
-            return Err(PodmanError::BadStackName {
-                name: stack.name.clone(),
-            });
-        }
+        let spec = podman_spec(plan, unit)?;
         let user = resolve_user(unit)?;
         prepare_volumes(plan, unit, spec, user)?;
-
-        let dir = super::state_dir(plan);
-        std::fs::create_dir_all(&dir).map_err(|e| PodmanError::Io {
-            what: format!("cannot create {}", dir.display()),
-            source: e,
-        })?;
-        let env_split = env::split(&stack.name, &unit.name, env_vars);
-        let env_file = dir.join(format!("{}.env", unit.name));
-        let has_file = !env_split.file.is_empty();
-        if has_file {
-            env::write_file(&env_file, &env_split.file)?;
-        }
-        env::create_secrets(&env_split).await?;
-        let secret_refs: Vec<(String, String)> = env_split
-            .secrets
-            .iter()
-            .map(|(n, v, _)| (n.clone(), v.clone()))
-            .collect();
-        let secrets: Vec<String> = secret_refs.iter().map(|(n, _)| n.clone()).collect();
-        let pidfile = dir.join(format!("{}.pid", unit.name));
+        let staged = stage_env(plan, unit, env_vars).await?;
+        let pidfile = staged.dir.join(format!("{}.pid", unit.name));
         let _ = std::fs::remove_file(&pidfile);
         let mut argv = vec![command::podman_bin()];
         argv.extend(args::run_argv(&RunArgs {
             stack,
             unit,
             spec,
-            env_file: has_file.then_some(env_file.as_path()),
-            env_secrets: &secret_refs,
+            env_file: staged.env_file.as_deref(),
+            env_secrets: &staged.secret_refs,
             pidfile: &pidfile,
             user,
         }));
-        // podman itself runs as the daemon's user with the daemon's env: the unit's env
-        // reaches the container only through the env file and secrets.
-        let spawned = ProcessChild::spawn_argv(&unit.name, argv, BTreeMap::new(), None, None, log);
-        let mut run = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_file(&env_file);
-                env::remove_secrets(&secrets).await;
-                return Err(match e {
-                    RuntimeError::Spawn { source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        PodmanError::NotInstalled {
-                            bin: command::podman_bin(),
-                        }
-                    }
-                    other => PodmanError::Io {
-                        what: format!("cannot start {}", command::podman_bin()),
-                        source: std::io::Error::other(other.to_string()),
-                    },
-                });
-            }
-        };
+        let mut run = spawn_podman_run(unit, argv, log, &staged).await?;
         let (pid, exit) = wait_for_pidfile(&pidfile, &mut run).await;
         // podman has read the env file once the container process exists.
-        if has_file {
-            let _ = std::fs::remove_file(&env_file);
+        if let Some(f) = &staged.env_file {
+            let _ = std::fs::remove_file(f);
         }
+        let secrets = staged.secret_names();
         // The image is checked only when podman failed: a `podman image exists` before
         // every start would cost ~30 ms of each start-to-healthy. `--pull=never` makes a
         // missing image a podman error (exit 125), turned here into the operator's fix.
@@ -289,6 +241,104 @@ async fn wait_for_pidfile(
 
 /// The unit's user and group as numbers: names may not exist inside the image, and
 /// volume ownership on the host must match.
+/// The unit's container settings, once the unit and stack name are fit for podman.
+fn podman_spec<'a>(plan: &Plan, unit: &'a Unit) -> Result<&'a PodmanSpec, PodmanError> {
+    let Runtime::Podman(spec) = &unit.runtime else {
+        return Err(PodmanError::NotPodman {
+            unit: unit.name.clone(),
+        });
+    };
+    if !args::valid_stack_name(&plan.stack.name) {
+        return Err(PodmanError::BadStackName {
+            name: plan.stack.name.clone(),
+        });
+    }
+    Ok(spec)
+}
+
+/// The unit's environment as podman takes it: an env file and podman secrets.
+struct StagedEnv {
+    /// The runtime state directory for this stack's containers.
+    dir: PathBuf,
+    /// Written only when some variables go through a file; removed once podman read it.
+    env_file: Option<PathBuf>,
+    /// (podman secret name, variable) pairs.
+    secret_refs: Vec<(String, String)>,
+}
+
+impl StagedEnv {
+    fn secret_names(&self) -> Vec<String> {
+        self.secret_refs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Removes what was staged (the start failed).
+    async fn discard(&self) {
+        if let Some(f) = &self.env_file {
+            let _ = std::fs::remove_file(f);
+        }
+        env::remove_secrets(&self.secret_names()).await;
+    }
+}
+
+async fn stage_env(
+    plan: &Plan,
+    unit: &Unit,
+    env_vars: &BTreeMap<String, String>,
+) -> Result<StagedEnv, PodmanError> {
+    let dir = super::state_dir(plan);
+    std::fs::create_dir_all(&dir).map_err(|e| PodmanError::Io {
+        what: format!("cannot create {}", dir.display()),
+        source: e,
+    })?;
+    let env_split = env::split(&plan.stack.name, &unit.name, env_vars);
+    let env_file = dir.join(format!("{}.env", unit.name));
+    let has_file = !env_split.file.is_empty();
+    if has_file {
+        env::write_file(&env_file, &env_split.file)?;
+    }
+    env::create_secrets(&env_split).await?;
+    let secret_refs = env_split
+        .secrets
+        .iter()
+        .map(|(n, v, _)| (n.clone(), v.clone()))
+        .collect();
+    Ok(StagedEnv {
+        dir,
+        env_file: has_file.then_some(env_file),
+        secret_refs,
+    })
+}
+
+/// Spawns the attached `podman run`; on failure the staged env is removed again.
+async fn spawn_podman_run(
+    unit: &Unit,
+    argv: Vec<String>,
+    log: LogSink,
+    staged: &StagedEnv,
+) -> Result<ProcessChild, PodmanError> {
+    // podman itself runs as the daemon's user with the daemon's env: the unit's env
+    // reaches the container only through the env file and secrets.
+    match ProcessChild::spawn_argv(&unit.name, argv, BTreeMap::new(), None, None, log) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            staged.discard().await;
+            Err(match e {
+                RuntimeError::Spawn { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    PodmanError::NotInstalled {
+                        bin: command::podman_bin(),
+                    }
+                }
+                other => PodmanError::Io {
+                    what: format!("cannot start {}", command::podman_bin()),
+                    source: std::io::Error::other(other.to_string()),
+                },
+            })
+        }
+    }
+}
+
 fn resolve_user(unit: &Unit) -> Result<Option<(u32, u32)>, PodmanError> {
     let Some(name) = &unit.user else {
         return Ok(None);

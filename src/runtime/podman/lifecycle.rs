@@ -42,9 +42,9 @@ fn parse_ps(out: &str) -> Result<Vec<StackContainer>, PodmanError> {
     if out.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let entries: Vec<PsEntry> = serde_json::from_str(out).map_err(|e| PodmanError::Parse {
+    let entries: Vec<PsEntry> = serde_json::from_str(out).map_err(|source| PodmanError::Parse {
         command: "podman ps --format json".into(),
-        reason: e.to_string(),
+        source,
     })?;
     Ok(entries
         .into_iter()

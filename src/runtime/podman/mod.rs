@@ -71,8 +71,11 @@ pub enum PodmanError {
         code: Option<i32>,
         stderr: String,
     },
-    #[error("cannot read the output of `{command}`: {reason}")]
-    Parse { command: String, reason: String },
+    #[error("cannot read the output of `{command}`: {source}")]
+    Parse {
+        command: String,
+        source: serde_json::Error,
+    },
     #[error("image {image} is not in podman's local storage and is never pulled; load it with `prometheus-stack bundle import FILE` (made with `prometheus-stack bundle create OUT.tar` on a machine that has it)")]
     ImageMissing { unit: String, image: String },
     #[error("unit {unit} does not have runtime = \"podman\"")]

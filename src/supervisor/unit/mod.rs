@@ -1,19 +1,35 @@
 //! One unit's state machine, run as its own task:
 //! `pending` (dependencies, gates) → `starting` (prepare, spawn) → `running`/`healthy` →
 //! on exit or failed health: backoff and restart, or `failed` after a crash loop, or
-//! `completed` (oneshot) / `stopped`. Commands (start, stop, restart, reload) interrupt
-//! any waiting phase.
+//! `completed` (oneshot) / `stopped`.
+//!
+//! Commands (start, stop, restart, reload, remove) interrupt any waiting phase; what
+//! each does is decided in one table, [`transition::decide`]; this module only waits and
+//! carries out what the table says. Run accounting (crash loop, backoff) is in `exit`, the
+//! start in `start`, the running phase with its health probes in `running`, and the one
+//! seam to processes (a fake child in tests) in `child`.
 
+mod child;
+mod exit;
 mod running;
+mod start;
+#[cfg(test)]
+mod tests;
+pub(crate) mod transition;
+
+pub(crate) use child::Launcher;
 
 use super::backoff::Backoff;
 use super::{condition_holds, Cmd, Gate, Shared, UnitState};
-use crate::plan::{RestartPolicy, TaskContext, Unit, UnitKind};
-use crate::runtime::{self, Child, ExitInfo, SpawnCtx};
+use crate::plan::Unit;
+use crate::runtime;
+use child::UnitChild;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use transition::{decide, Event, Goto, Phase, Rest, Show, StopNote, Transition};
 
 /// How often gates are asked again while a unit waits.
 const GATE_POLL: Duration = Duration::from_secs(1);
@@ -22,43 +38,102 @@ struct Machine {
     shared: Arc<Shared>,
     unit: Arc<Unit>,
     rx: mpsc::UnboundedReceiver<Cmd>,
-    want_up: bool,
     backoff: Backoff,
     failures: VecDeque<Instant>,
     log: runtime::LogSink,
 }
 
-/// How a run of the process ended.
-enum Outcome {
-    Exited(ExitInfo),
-    Unhealthy(String),
-    Stop(oneshot::Sender<()>),
-    Restart(String, Option<oneshot::Sender<()>>),
-    Reload(Option<Arc<Unit>>, String, oneshot::Sender<()>),
-    Remove(oneshot::Sender<()>),
-    /// The handle is gone (daemon exiting).
-    Closed,
-}
-
-/// What to do after a failure was accounted.
-enum Next {
-    Again,
-    Idle,
+/// Where the driver goes next: a phase, with what it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Idle(Rest),
+    Pending,
+    Backoff(Duration),
+    /// Start now (dependencies and gates passed).
+    Start,
     End,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, unit: Arc<Unit>, rx: mpsc::UnboundedReceiver<Cmd>) {
+impl From<Goto> for Step {
+    fn from(g: Goto) -> Step {
+        match g {
+            Goto::Pending => Step::Pending,
+            Goto::Idle(r) => Step::Idle(r),
+            Goto::End => Step::End,
+            Goto::Stay => unreachable!("Stay is handled where the unit waits"),
+        }
+    }
+}
+
+/// A command taken apart: what the table needs ([`Event`]) and what the driver carries.
+#[derive(Default)]
+pub(crate) struct Parts {
+    /// The command's reason (restart, reload).
+    reason: Option<String>,
+    /// The line the unit's log gets when the table says to log.
+    log_line: Option<String>,
+    definition: Option<Arc<Unit>>,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+/// `None` is the end of the command channel (the daemon is exiting).
+fn split(cmd: Option<Cmd>) -> (Event, Parts) {
+    let p = Parts::default();
+    match cmd {
+        None => (Event::Closed, p),
+        Some(Cmd::Start) => (Event::Start, p),
+        Some(Cmd::Stop(ack)) => (
+            Event::Stop,
+            Parts {
+                ack: Some(ack),
+                ..p
+            },
+        ),
+        Some(Cmd::Remove(ack)) => (
+            Event::Remove,
+            Parts {
+                ack: Some(ack),
+                ..p
+            },
+        ),
+        Some(Cmd::Restart { reason, done }) => (
+            Event::Restart,
+            Parts {
+                log_line: Some(format!("restart: {reason}")),
+                reason: Some(reason),
+                ack: done,
+                ..p
+            },
+        ),
+        Some(Cmd::Reload { unit, reason, done }) => (
+            Event::Reload,
+            Parts {
+                log_line: Some(reason.clone()),
+                reason: Some(reason),
+                definition: unit,
+                ack: Some(done),
+            },
+        ),
+    }
+}
+
+/// Runs a unit's machine from `first` until the unit is removed or the daemon exits.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    unit: Arc<Unit>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    first: Step,
+) {
     let log = shared.log_sink(&unit.name);
     let mut m = Machine {
         backoff: Backoff::new(unit.backoff),
         shared,
         unit,
         rx,
-        want_up: true,
         failures: VecDeque::new(),
         log,
     };
-    m.main().await;
+    m.main(first).await;
 }
 
 impl Machine {
@@ -70,72 +145,80 @@ impl Machine {
         self.log.line(format!("-- {line}"));
     }
 
-    async fn main(&mut self) {
+    async fn main(&mut self, first: Step) {
+        let mut step = first;
         loop {
-            if !self.want_up {
-                match self.idle().await {
-                    Next::End => return,
-                    _ => continue,
-                }
-            }
-            if !self.pending().await {
-                continue;
-            }
-            match self.run_once().await {
-                Next::End => return,
-                Next::Idle | Next::Again => continue,
-            }
+            step = match step {
+                Step::Idle(rest) => self.idle(rest).await,
+                Step::Pending => self.pending().await,
+                Step::Backoff(delay) => self.backoff(delay).await,
+                Step::Start => self.run_once().await,
+                Step::End => return,
+            };
         }
     }
 
-    /// Stopped, failed or completed: wait for a command.
-    async fn idle(&mut self) -> Next {
-        let Some(cmd) = self.rx.recv().await else {
-            return Next::End;
-        };
-        match cmd {
-            Cmd::Start => self.start_by_hand(None),
-            Cmd::Restart { reason, done } => {
-                self.start_by_hand(Some(reason));
-                if let Some(d) = done {
-                    let _ = d.send(());
-                }
-            }
-            Cmd::Stop(ack) => {
-                let state = self.shared.status(&self.unit.name).map(|s| s.state);
-                if state == Some(UnitState::Failed) || state == Some(UnitState::Pending) {
-                    self.set(|s| {
-                        s.state = UnitState::Stopped;
-                        s.reason = Some("stopped by hand".into());
-                    });
-                }
-                let _ = ack.send(());
-            }
-            Cmd::Reload { unit, reason, done } => {
-                let state = self.shared.status(&self.unit.name).map(|s| s.state);
-                if let Some(u) = unit {
-                    self.replace(u);
-                }
-                // A unit stopped by hand stays stopped; a failed or completed one runs again.
-                if state != Some(UnitState::Stopped) {
-                    self.start_by_hand(Some(reason));
-                }
-                let _ = done.send(());
-            }
-            Cmd::Remove(ack) => {
-                let _ = ack.send(());
-                return Next::End;
-            }
-        }
-        Next::Again
+    /// Decides what a command means in `phase` and carries it out.
+    async fn command(
+        &mut self,
+        phase: Phase,
+        cmd: Option<Cmd>,
+        child: Option<&mut UnitChild>,
+    ) -> Goto {
+        let (event, parts) = split(cmd);
+        self.execute(decide(phase, event), parts, child).await
     }
 
-    fn start_by_hand(&mut self, reason: Option<String>) {
-        self.want_up = true;
-        self.failures.clear();
-        self.backoff.reset();
-        if let Some(r) = reason {
-            self.event(r);
+    /// Carries out a transition of the table, in the order of its fields.
+    async fn execute(
+        &mut self,
+        t: Transition,
+        mut parts: Parts,
+        child: Option<&mut UnitChild>,
+    ) -> Goto {
+        if t.log {
+            if let Some(line) = parts.log_line.take() {
+                self.event(line);
+            }
+        }
+        if let (Some(note), Some(child)) = (t.stop_child, child) {
+            let shown = match note {
+                StopNote::ByHand => Some("stopped by hand".to_string()),
+                StopNote::Command => parts.reason.clone(),
+                StopNote::Removed => Some("removed from the config".to_string()),
+                StopNote::Keep => None,
+            };
+            self.stopping(child, shown).await;
+        }
+        if let Some(u) = parts.definition.take().filter(|_| t.take_definition) {
+            self.replace(u);
+        }
+        if t.forget_failures {
+            self.failures.clear();
+        }
+        if t.reset_backoff {
+            self.backoff.reset();
+        }
+        self.show(t.show, parts.reason.take());
+        if let Some(ack) = parts.ack {
+            let _ = ack.send(());
+        }
+        t.next
+    }
+
+    fn show(&self, show: Show, reason: Option<String>) {
+        match show {
+            Show::Keep => {}
+            Show::StoppedByHand => self.set(|s| {
+                s.state = UnitState::Stopped;
+                s.pid = None;
+                s.health = None;
+                s.reason = Some("stopped by hand".into());
+            }),
+            Show::CountedRestart => self.set(|s| {
+                s.restarts += 1;
+                s.reason = reason;
+            }),
         }
     }
 
@@ -144,12 +227,23 @@ impl Machine {
         self.unit = u;
     }
 
-    /// Waits for dependencies and gates. False when a command changed the plan (go round).
-    async fn pending(&mut self) -> bool {
+    /// Stopped, failed or completed: wait for a command.
+    async fn idle(&mut self, rest: Rest) -> Step {
+        loop {
+            let cmd = self.rx.recv().await;
+            match self.command(Phase::Idle(rest), cmd, None).await {
+                Goto::Stay => {}
+                next => return next.into(),
+            }
+        }
+    }
+
+    /// Waits for dependencies and gates, then starts.
+    async fn pending(&mut self) -> Step {
         let mut snaps = self.shared.snap_tx.subscribe();
         loop {
             match self.check_start() {
-                Gate::Open => return true,
+                Gate::Open => return Step::Start,
                 Gate::Wait(reason) => self.set(|s| {
                     s.state = UnitState::Pending;
                     s.pid = None;
@@ -162,35 +256,34 @@ impl Machine {
                         s.pid = None;
                         s.reason = Some(reason);
                     });
-                    self.want_up = false;
-                    return false;
+                    return Step::Idle(Rest::Failed);
                 }
             }
             tokio::select! {
-                cmd = self.rx.recv() => match cmd {
-                    None => { self.want_up = false; return false; }
-                    Some(Cmd::Start) => {}
-                    Some(Cmd::Restart { done, .. }) => { if let Some(d) = done { let _ = d.send(()); } }
-                    Some(Cmd::Stop(ack)) => {
-                        self.want_up = false;
-                        self.set(|s| { s.state = UnitState::Stopped; s.reason = Some("stopped by hand".into()); });
-                        let _ = ack.send(());
-                        return false;
-                    }
-                    Some(Cmd::Reload { unit, done, .. }) => {
-                        if let Some(u) = unit { self.replace(u); }
-                        let _ = done.send(());
-                    }
-                    Some(Cmd::Remove(ack)) => {
-                        // The task ends at the next idle(); make it so at once.
-                        self.want_up = false;
-                        self.rx.close();
-                        let _ = ack.send(());
-                        return false;
-                    }
+                cmd = self.rx.recv() => match self.command(Phase::Pending, cmd, None).await {
+                    Goto::Stay => {}
+                    next => return next.into(),
                 },
                 _ = snaps.changed() => {}
                 _ = tokio::time::sleep(GATE_POLL) => {}
+            }
+        }
+    }
+
+    /// Waits out a restart delay; a command may cut it short.
+    async fn backoff(&mut self, delay: Duration) -> Step {
+        if delay.is_zero() {
+            return Step::Pending;
+        }
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Step::Pending,
+                cmd = self.rx.recv() => match self.command(Phase::Backoff, cmd, None).await {
+                    Goto::Stay => {}
+                    next => return next.into(),
+                },
             }
         }
     }
@@ -226,137 +319,7 @@ impl Machine {
         Gate::Open
     }
 
-    /// One start and its whole run; accounts the end.
-    async fn run_once(&mut self) -> Next {
-        self.set(|s| {
-            s.state = UnitState::Starting;
-            s.pid = None;
-            s.reason = None;
-            s.health = None;
-        });
-        let plan = self.shared.plan();
-        if let Some(prep) = &self.unit.prepare {
-            let ctx = TaskContext {
-                unit: self.unit.name.clone(),
-                plan: plan.clone(),
-                secrets: self.shared.secrets.clone(),
-                log: self.log.as_fn(),
-            };
-            if let Err(e) = (prep.run)(ctx).await {
-                return self
-                    .failed(
-                        ExitInfo::error(format!("prepare failed: {e}")),
-                        Duration::ZERO,
-                    )
-                    .await;
-            }
-        }
-        let env = match runtime::resolve_env(&self.unit, &self.shared.secrets) {
-            Ok(e) => e,
-            Err(e) => {
-                return self
-                    .failed(ExitInfo::error(e.to_string()), Duration::ZERO)
-                    .await
-            }
-        };
-        let spawned = runtime::spawn(SpawnCtx {
-            unit: &self.unit,
-            env: &env,
-            plan: &plan,
-            log: &self.log,
-            secrets: &self.shared.secrets,
-        })
-        .await;
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                return self
-                    .failed(ExitInfo::error(e.to_string()), Duration::ZERO)
-                    .await
-            }
-        };
-        let started = Instant::now();
-        let has_health = self.unit.health.is_some() && self.unit.kind == UnitKind::Longrun;
-        let pid = child.pid();
-        let container = child.container();
-        self.set(|s| {
-            s.state = UnitState::Running;
-            s.pid = pid;
-            s.container = container;
-            s.started_at = Some(super::state::now());
-            s.health = has_health.then(|| "starting".to_string());
-        });
-        let outcome = self.supervise(&mut child, started).await;
-        let uptime = started.elapsed();
-        match outcome {
-            Outcome::Exited(exit) => {
-                // Whatever the leader left in its group goes too.
-                child
-                    .stop(self.unit.stop_signal, self.unit.stop_timeout)
-                    .await;
-                self.exited(exit, uptime).await
-            }
-            Outcome::Unhealthy(reason) => {
-                self.event(format!("health check failed: {reason}; restarting"));
-                self.stopping(&mut child, Some(format!("unhealthy: {reason}")))
-                    .await;
-                self.set(|s| s.health = Some("unhealthy".into()));
-                self.failed(ExitInfo::error(format!("unhealthy: {reason}")), uptime)
-                    .await
-            }
-            Outcome::Stop(ack) => {
-                self.stopping(&mut child, Some("stopped by hand".into()))
-                    .await;
-                self.want_up = false;
-                self.set(|s| {
-                    s.state = UnitState::Stopped;
-                    s.pid = None;
-                    s.health = None;
-                    s.reason = Some("stopped by hand".into());
-                });
-                let _ = ack.send(());
-                Next::Idle
-            }
-            Outcome::Restart(reason, done) => {
-                self.event(format!("restart: {reason}"));
-                self.stopping(&mut child, Some(reason.clone())).await;
-                self.set(|s| {
-                    s.restarts += 1;
-                    s.reason = Some(reason);
-                });
-                if let Some(d) = done {
-                    let _ = d.send(());
-                }
-                Next::Again
-            }
-            Outcome::Reload(unit, reason, done) => {
-                self.event(reason.clone());
-                self.stopping(&mut child, Some(reason.clone())).await;
-                if let Some(u) = unit {
-                    self.replace(u);
-                }
-                self.set(|s| {
-                    s.restarts += 1;
-                    s.reason = Some(reason);
-                });
-                self.failures.clear();
-                let _ = done.send(());
-                Next::Again
-            }
-            Outcome::Remove(ack) => {
-                self.stopping(&mut child, Some("removed from the config".into()))
-                    .await;
-                let _ = ack.send(());
-                Next::End
-            }
-            Outcome::Closed => {
-                self.stopping(&mut child, None).await;
-                Next::End
-            }
-        }
-    }
-
-    async fn stopping(&mut self, child: &mut Child, reason: Option<String>) {
+    async fn stopping(&mut self, child: &mut UnitChild, reason: Option<String>) {
         self.set(|s| {
             s.state = UnitState::Stopping;
             if reason.is_some() {
@@ -370,124 +333,5 @@ impl Machine {
             s.pid = None;
             s.last_exit = Some(exit.to_string());
         });
-    }
-
-    /// The process ended by itself.
-    async fn exited(&mut self, exit: ExitInfo, uptime: Duration) -> Next {
-        let text = exit.to_string();
-        self.set(|s| {
-            s.pid = None;
-            s.last_exit = Some(text.clone());
-        });
-        if exit.success() {
-            if self.unit.kind == UnitKind::Oneshot {
-                self.event("completed".into());
-                self.want_up = false;
-                self.set(|s| {
-                    s.state = UnitState::Completed;
-                    s.health = None;
-                    s.reason = None;
-                });
-                return Next::Idle;
-            }
-            if self.unit.restart != RestartPolicy::Always {
-                self.event(format!(
-                    "exited ({text}); restart = on-failure: not restarted"
-                ));
-                self.want_up = false;
-                self.set(|s| {
-                    s.state = UnitState::Stopped;
-                    s.health = None;
-                    s.reason = Some(format!("exited ({text})"));
-                });
-                return Next::Idle;
-            }
-        }
-        self.failed(exit, uptime).await
-    }
-
-    /// Accounts a failed start or run: crash loop → failed, else restart per policy.
-    async fn failed(&mut self, exit: ExitInfo, uptime: Duration) -> Next {
-        let text = exit.to_string();
-        let now = Instant::now();
-        let cl = self.unit.crash_loop;
-        if !exit.success() {
-            self.failures.push_back(now);
-        }
-        while self
-            .failures
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > cl.window)
-        {
-            self.failures.pop_front();
-        }
-        let give_up = if self.failures.len() >= cl.failures as usize {
-            Some(format!(
-                "crash loop: {} failures within {}; last: {text}; start it by hand after fixing",
-                self.failures.len(),
-                crate::config::Dur(cl.window)
-            ))
-        } else if self.unit.restart == RestartPolicy::Never {
-            Some(format!("{text} (restart = never)"))
-        } else {
-            None
-        };
-        if let Some(reason) = give_up {
-            self.event(format!("failed: {reason}"));
-            tracing::error!("unit {}: {reason}", self.unit.name);
-            self.want_up = false;
-            self.set(|s| {
-                s.state = UnitState::Failed;
-                s.pid = None;
-                s.health = None;
-                s.last_exit = Some(text.clone());
-                s.reason = Some(reason);
-            });
-            return Next::Idle;
-        }
-        let delay = self.backoff.next(uptime);
-        self.event(format!(
-            "{text}; restarting in {}",
-            crate::config::Dur(delay)
-        ));
-        self.set(|s| {
-            s.state = UnitState::Backoff;
-            s.pid = None;
-            s.last_exit = Some(text.clone());
-            s.restarts += 1;
-            s.reason = Some(format!(
-                "{text}; restarting in {}",
-                crate::config::Dur(delay)
-            ));
-        });
-        if delay.is_zero() {
-            return Next::Again;
-        }
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        tokio::select! {
-            _ = &mut sleep => Next::Again,
-            cmd = self.rx.recv() => match cmd {
-                None => Next::End,
-                Some(Cmd::Start) => { self.start_by_hand(None); Next::Again }
-                Some(Cmd::Restart { done, .. }) => {
-                    if let Some(d) = done { let _ = d.send(()); }
-                    Next::Again
-                }
-                Some(Cmd::Stop(ack)) => {
-                    self.want_up = false;
-                    self.set(|s| { s.state = UnitState::Stopped; s.reason = Some("stopped by hand".into()); });
-                    let _ = ack.send(());
-                    Next::Idle
-                }
-                Some(Cmd::Reload { unit, done, .. }) => {
-                    if let Some(u) = unit { self.replace(u); }
-                    self.failures.clear();
-                    let _ = done.send(());
-                    Next::Again
-                }
-                Some(Cmd::Remove(ack)) => { let _ = ack.send(()); Next::End }
-            },
-        }
     }
 }

@@ -1,118 +1,171 @@
 //! The running phase of a unit: waiting for its exit or a command while health probes
 //! run alongside.
 
-use super::{Machine, Outcome};
-use crate::plan::UnitKind;
-use crate::runtime::Child;
+use super::child::UnitChild;
+use super::transition::{decide, Goto, Phase, Transition};
+use super::{split, Machine, Parts};
+use crate::plan::{Health, UnitKind};
 use crate::supervisor::health::{self, ProbeCtx};
-use crate::supervisor::{Cmd, UnitState};
+use crate::supervisor::UnitState;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 /// Probe interval while a unit has not been healthy yet (fast startup ordering): the
 /// first probe after `FIRST_PROBE`, then doubling up to this.
 const STARTUP_PROBE: Duration = Duration::from_millis(250);
 const FIRST_PROBE: Duration = Duration::from_millis(10);
 
+/// A log probe's state: the followed lines and whether the text was seen.
+type LogState = (Option<broadcast::Receiver<Arc<str>>>, bool);
+
 /// One health probe in flight: its result and the log-probe state it carried.
-type ProbeFuture = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (
-                    Result<(), String>,
-                    Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
-                    bool,
-                ),
-            > + Send,
-    >,
->;
+type ProbeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Result<(), String>, LogState)> + Send>>;
+
+/// How a run ended.
+pub(super) enum Outcome {
+    Exited(crate::runtime::ExitInfo),
+    Unhealthy(String),
+    /// A command whose transition leaves the running phase (not yet carried out).
+    Command(Transition, Parts),
+}
+
+/// The health checking of one run.
+struct Probes {
+    health: Health,
+    /// Log-probe state; travels into each probe and back out with its result.
+    log: LogState,
+    healthy: bool,
+    fails: u32,
+    startup_step: Duration,
+    next: Instant,
+    started: Instant,
+}
+
+impl Probes {
+    /// What to make of one probe's result: Some(error) when the unit is given up as unhealthy.
+    fn account(&mut self, r: &Result<(), String>) -> Option<String> {
+        match r {
+            Ok(()) => self.fails = 0,
+            Err(e) => {
+                let grace = !self.healthy && self.started.elapsed() < self.health.start_period;
+                if !grace {
+                    self.fails += 1;
+                    if self.fails >= self.health.retries.max(1) {
+                        return Some(e.clone());
+                    }
+                }
+            }
+        }
+        let every = if self.healthy || r.is_ok() {
+            self.health.interval
+        } else {
+            self.startup_step = (self.startup_step * 2).min(STARTUP_PROBE);
+            self.health.interval.min(self.startup_step)
+        };
+        self.next = Instant::now() + every;
+        None
+    }
+}
 
 impl Machine {
-    /// Runs until the process ends, a health check gives up, or a command arrives.
-    pub(super) async fn supervise(&mut self, child: &mut Child, started: Instant) -> Outcome {
-        let health = self
+    /// Runs until the process ends, a health check gives up, or a command arrives that
+    /// leaves this phase.
+    pub(super) async fn supervise(&mut self, child: &mut UnitChild, started: Instant) -> Outcome {
+        let mut probes = self
             .unit
             .health
             .clone()
-            .filter(|_| self.unit.kind == UnitKind::Longrun);
-        // Log-probe state travels into each probe and back out with its result.
-        let mut lines = health.as_ref().map(|_| self.log.follow());
-        let mut seen = false;
-        let mut healthy = false;
-        let mut fails = 0u32;
-        let mut startup_step = FIRST_PROBE;
-        let mut next_probe = tokio::time::Instant::now() + startup_step;
-        let plan = self.shared.plan();
+            .filter(|_| self.unit.kind == UnitKind::Longrun)
+            .map(|health| Probes {
+                health,
+                log: (Some(self.log.follow()), false),
+                healthy: false,
+                fails: 0,
+                startup_step: FIRST_PROBE,
+                next: Instant::now() + FIRST_PROBE,
+                started,
+            });
         // A probe runs alongside exit and command handling, so a slow probe never delays
         // noticing a crash or obeying a stop.
         let mut probing: Option<ProbeFuture> = None;
         loop {
+            let due = probes.as_ref().map(|p| p.next);
             tokio::select! {
                 exit = child.wait() => return Outcome::Exited(exit),
-                cmd = self.rx.recv() => match cmd {
-                    None => return Outcome::Closed,
-                    Some(Cmd::Start) => {}
-                    Some(Cmd::Stop(ack)) => return Outcome::Stop(ack),
-                    Some(Cmd::Restart { reason, done }) => return Outcome::Restart(reason, done),
-                    Some(Cmd::Reload { unit, reason, done }) => return Outcome::Reload(unit, reason, done),
-                    Some(Cmd::Remove(ack)) => return Outcome::Remove(ack),
-                },
-                _ = tokio::time::sleep_until(next_probe), if health.is_some() && probing.is_none() => {
-                    let h = health.clone().expect("guarded");
-                    let (plan, secrets, log) = (plan.clone(), self.shared.secrets.clone(), self.log.clone());
-                    let name = self.unit.name.clone();
-                    let (mut l, mut sn) = (lines.take(), seen);
-                    probing = Some(Box::pin(async move {
-                        let r = health::probe(&h.probe, h.timeout, ProbeCtx {
-                            unit: &name,
-                            plan: &plan,
-                            secrets: &secrets,
-                            log: &log,
-                            lines: &mut l,
-                            seen: &mut sn,
-                        }).await;
-                        (r, l, sn)
-                    }));
-                }
-                (r, l, sn) = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
-                    probing = None;
-                    lines = l;
-                    seen = sn;
-                    let h = health.as_ref().expect("probing implies health");
-                    match r {
-                        Ok(()) => {
-                            fails = 0;
-                            if !healthy {
-                                healthy = true;
-                                self.set(|s| {
-                                    s.state = UnitState::Healthy;
-                                    s.health = Some("healthy".into());
-                                    s.reason = None;
-                                });
-                            }
-                        }
-                        Err(e) => {
-                            let grace = !healthy && started.elapsed() < h.start_period;
-                            if !grace {
-                                fails += 1;
-                                if fails >= h.retries.max(1) {
-                                    return Outcome::Unhealthy(e);
-                                }
-                            }
-                            if !healthy {
-                                self.set(|s| s.reason = Some(format!("health: {e}")));
-                            }
-                        }
+                cmd = self.rx.recv() => {
+                    let (event, parts) = split(cmd);
+                    let t = decide(Phase::Running, event);
+                    if t.next != Goto::Stay {
+                        return Outcome::Command(t, parts);
                     }
-                    let every = if healthy {
-                        h.interval
-                    } else {
-                        startup_step = (startup_step * 2).min(STARTUP_PROBE);
-                        h.interval.min(startup_step)
-                    };
-                    next_probe = tokio::time::Instant::now() + every;
+                    debug_assert!(t.stop_child.is_none(), "staying up never stops the child");
+                    self.execute(t, parts, None).await;
+                }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() && probing.is_none() => {
+                    let p = probes.as_mut().expect("guarded");
+                    probing = Some(self.probe(&p.health, std::mem::take(&mut p.log)));
+                }
+                (r, log) = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                    probing = None;
+                    let p = probes.as_mut().expect("probing implies health");
+                    p.log = log;
+                    if let Some(e) = self.probed(p, r) {
+                        return Outcome::Unhealthy(e);
+                    }
                 }
             }
         }
+    }
+
+    /// Starts one probe.
+    fn probe(&self, h: &Health, log: LogState) -> ProbeFuture {
+        let (plan, secrets, sink) = (
+            self.shared.plan(),
+            self.shared.secrets.clone(),
+            self.log.clone(),
+        );
+        let (name, probe, timeout) = (self.unit.name.clone(), h.probe.clone(), h.timeout);
+        let (mut lines, mut seen) = log;
+        Box::pin(async move {
+            let r = health::probe(
+                &probe,
+                timeout,
+                ProbeCtx {
+                    unit: &name,
+                    plan: &plan,
+                    secrets: &secrets,
+                    log: &sink,
+                    lines: &mut lines,
+                    seen: &mut seen,
+                },
+            )
+            .await;
+            (r, (lines, seen))
+        })
+    }
+
+    /// Shows a probe's result; Some(error) when the unit is given up as unhealthy.
+    fn probed(&self, p: &mut Probes, r: Result<(), String>) -> Option<String> {
+        let was_healthy = p.healthy;
+        if let Some(e) = p.account(&r) {
+            return Some(e);
+        }
+        match r {
+            Ok(()) if !was_healthy => {
+                p.healthy = true;
+                self.set(|s| {
+                    s.state = UnitState::Healthy;
+                    s.health = Some("healthy".into());
+                    s.reason = None;
+                });
+            }
+            Ok(()) => {}
+            Err(e) if !was_healthy => self.set(|s| s.reason = Some(format!("health: {e}"))),
+            Err(_) => {}
+        }
+        None
     }
 }

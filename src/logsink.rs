@@ -1,3 +1,6 @@
+//! The log sink, a leaf module shared by `runtime` (which writes a unit's output) and
+//! `supervisor` (which keeps and serves it).
+//!
 //! Unit output: a bounded in-memory ring per unit, live followers, and the daemon's
 //! stderr with every line prefixed by the unit name.
 //!
