@@ -31,6 +31,19 @@ pub enum ReloadError {
     Secrets(#[source] SecretsError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error(
+        "internal error while reading the config: {0} (nothing was changed; please report this)"
+    )]
+    Internal(String),
+}
+
+/// A blocking task that did not return: a panic is a bug to report, a cancellation
+/// means the runtime is going away.
+fn join_failure(e: tokio::task::JoinError) -> ReloadError {
+    match e.try_into_panic() {
+        Ok(p) => ReloadError::Internal(super::warden::panic_message(&*p)),
+        Err(_) => ReloadError::ShuttingDown,
+    }
 }
 
 /// Why the plan's secrets could not be made.
@@ -83,7 +96,7 @@ pub async fn reload_from_source(handle: &Handle) -> Result<ReloadReport, ReloadE
         }
     })
     .await
-    .map_err(|_| ReloadError::ShuttingDown)??;
+    .map_err(join_failure)??;
     ensure_secrets(&plan, handle.secrets()).map_err(ReloadError::Secrets)?;
     handle.reload(Arc::new(plan)).await
 }

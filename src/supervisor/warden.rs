@@ -71,7 +71,11 @@ fn ended_abnormally(shared: &Arc<Shared>, name: &str, e: JoinError) {
 }
 
 fn panic_text(e: JoinError) -> String {
-    let p = e.into_panic();
+    panic_message(&*e.into_panic())
+}
+
+/// The message a panic carried, for status and errors.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
