@@ -306,11 +306,8 @@ async fn upstream_failures_give_502_503_504_pages_without_internal_errors() {
         "{:?}",
         t.elapsed()
     );
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    // Generous (a loaded machine adds time), still far below the 60 s default.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     proxy.shutdown().await;
 }
 
