@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: installs its dependencies (idempotent), then runs every test.
+# The whole test suite: installs its dependencies (idempotent), checks format and lints,
+# then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/setup.sh
 export PSTEST_DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
+# Cheap checks first: a formatting slip or a lint fails in seconds, not after the suite.
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
 cargo build --quiet
+# Unit tests, doc tests and the one integration binary (tests/it/): the crate links once.
 cargo test --quiet -- --test-threads="${PSTEST_THREADS:-2}"
 # The .deb: build, lintian, install, check, start/stop, upgrade, purge (issue 7).
 tests/package.sh

@@ -1,0 +1,5 @@
+mod config;
+mod control;
+mod lifecycle;
+mod processes;
+mod seams;

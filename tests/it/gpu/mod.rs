@@ -1,0 +1,3 @@
+mod daemon;
+mod monitor;
+mod podman;

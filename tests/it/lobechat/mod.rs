@@ -1,0 +1,2 @@
+mod daemon_standin;
+mod env_standin;

@@ -1,0 +1,3 @@
+mod plan;
+mod podman_standin;
+mod provision;

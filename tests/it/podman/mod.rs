@@ -1,0 +1,2 @@
+mod daemon;
+mod runtime;

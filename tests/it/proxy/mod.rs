@@ -1,0 +1,3 @@
+mod forward;
+mod limits;
+mod tls;
