@@ -1,7 +1,7 @@
 //! The integration tests: one binary, so the crate is linked once (issue 13 point 8).
 //!
 //! One module per area (`core`, `postgres`, `objects`, `logto`, `lobechat`, `proxy`,
-//! `podman`, `gpu`, `bundle`, `package`), one file per topic; shared helpers in `support`
+//! `podman`, `gpu`, `bundle`, `package`, `security`), one file per topic; shared helpers in `support`
 //! (the daemon under test: `support::daemon::TestDaemon`; HTTP: `support::http`).
 //! Run one area or topic with a filter: `cargo test --test it core::lifecycle`.
 //!
@@ -20,3 +20,4 @@ mod package;
 mod podman;
 mod postgres;
 mod proxy;
+mod security;

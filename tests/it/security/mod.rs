@@ -1,0 +1,3 @@
+//! Attacks on what runs as root or faces the network (security issue).
+
+mod bundle;
