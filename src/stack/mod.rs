@@ -13,6 +13,7 @@ pub mod lobechat;
 pub mod logto;
 pub mod objects;
 pub mod postgres;
+pub mod tasks;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {

@@ -213,7 +213,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let seed_unit = seed::unit(ctx, &db_url, podman, &node, release_dir.as_deref());
     let lobechat = ctx.find_preset("lobechat");
     let (provision, provision_task) =
-        provision::unit(ctx, lobechat.map(|(n, _)| n), &seed_unit.name);
+        provision::unit(ctx, &db_url, lobechat.map(|(n, _)| n), &seed_unit.name);
 
     let mut u = blank_unit(name, key, "preset logto");
     u.kind = UnitKind::Longrun;

@@ -17,7 +17,8 @@
 
 use super::tenant_db::{self, EmailOutcome};
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
-use crate::plan::{Condition, Dependency, Exec, SecretKind, Task, TaskContext, Unit};
+use crate::plan::{Condition, Dependency, EnvValue, Exec, SecretKind, TaskContext, TaskSpec, Unit};
+use serde::Serialize;
 use crate::stack::PresetCtx;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -50,8 +51,6 @@ pub enum ProvisionError {
         id: String,
         source: serde_json::Error,
     },
-    #[error("{0}")]
-    Plan(String),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
 }
@@ -371,106 +370,97 @@ pub async fn disable_pwned_check(
     .map_err(sql("turning off the pwned-password check"))
 }
 
+/// Everything one provisioning run takes from the config (secrets by name only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvisionSpec {
+    /// The logto unit, for messages.
+    pub logto: String,
+    /// Logto's `DB_URL` (the password as `${secret:NAME}`).
+    pub db_url: EnvValue,
+    /// The LobeChat unit whose OIDC client is kept in sync; None: no client.
+    pub lobechat: Option<String>,
+    /// LobeChat's public URL: its `env.APP_URL` when the operator set one, else derived.
+    pub app_url: Option<String>,
+    /// Turn off the pwned-password check (it calls out to the internet).
+    pub air_gapped: bool,
+    /// Domain of the fallback email given to users without one.
+    pub user_email_domain: String,
+    /// The seed unit, named when Logto's tables are missing.
+    pub seed: String,
+}
+
+impl ProvisionSpec {
+    /// The spec of the logto unit `ctx.name`, whose seed oneshot is `seed`.
+    fn new(ctx: &PresetCtx, db_url: &EnvValue, lobechat: Option<&str>, seed: &str) -> Self {
+        let section = lobechat.and_then(|n| ctx.cfg.services.get(n));
+        // The LobeChat unit's APP_URL is the truth (an operator may have overridden it).
+        let app_url = section.and_then(|s| {
+            super::env_override(s, "APP_URL")
+                .and_then(|v| v.as_text())
+                .or_else(|| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok())
+        });
+        ProvisionSpec {
+            logto: ctx.name.to_string(),
+            db_url: db_url.clone(),
+            lobechat: lobechat.map(str::to_string),
+            app_url,
+            air_gapped: ctx.stack.air_gapped,
+            user_email_domain: ctx
+                .section
+                .user_email_domain
+                .clone()
+                .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into()),
+            seed: seed.to_string(),
+        }
+    }
+}
+
 /// The provisioning unit for the logto unit `ctx.name`, and its task (also the client
 /// secret's rotation step).
-pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit, Task) {
-    let logto = ctx.name.to_string();
-    let air_gapped = ctx.stack.air_gapped;
-    let email_domain = ctx
-        .section
-        .user_email_domain
-        .clone()
-        .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into());
-    let derived_app_url = lobechat
-        .and_then(|n| ctx.cfg.services.get(n))
-        .and_then(|s| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok());
-    let describe = format!(
-        "provision Logto ({logto}): {} air_gapped={air_gapped}",
-        match &derived_app_url {
-            Some(u) => format!("OIDC client {LOBECHAT_CLIENT_ID:?} for {u},"),
-            None => "no OIDC client,".into(),
-        }
-    ) + &format!(" user_email_domain={email_domain}");
-    let lobechat = lobechat.map(str::to_string);
-    let seed_name = seed.to_string();
-    let seed = seed_name.clone();
-    let task = Task::new(describe, move |tc: TaskContext| {
-        let (logto, lobechat, seed) = (logto.clone(), lobechat.clone(), seed.clone());
-        let derived = derived_app_url.clone();
-        let email_domain = email_domain.clone();
-        async move {
-            let policy = Policy {
-                air_gapped,
-                user_email_domain: &email_domain,
-            };
-            run(&tc, &logto, lobechat.as_deref(), derived, policy, &seed)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    });
+pub(super) fn unit(
+    ctx: &PresetCtx,
+    db_url: &EnvValue,
+    lobechat: Option<&str>,
+    seed: &str,
+) -> (Unit, TaskSpec) {
+    let task = TaskSpec::LogtoProvision(ProvisionSpec::new(ctx, db_url, lobechat, seed));
     let mut u = super::helper_oneshot(ctx, "provision", "OIDC provisioning");
     u.exec = Exec::Task(task.clone());
     u.depends_on.push(Dependency {
-        unit: seed_name,
+        unit: seed.to_string(),
         condition: Condition::Completed,
     });
     (u, task)
 }
 
-/// Settings of one provisioning run that come from the config, not from Logto.
-struct Policy<'a> {
-    air_gapped: bool,
-    user_email_domain: &'a str,
+/// LobeChat's client secret: the value being rotated in when there is one (staged as
+/// NAME.next until this task succeeds), else the stored one, made on first use.
+fn client_secret(tc: &TaskContext) -> Result<String, ProvisionError> {
+    let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
+    match tc.secrets.read(&staged) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(tc.secrets.ensure(
+            LOBECHAT_CLIENT_SECRET,
+            &SecretKind::Random { bytes: 32 },
+            None,
+        )?),
+    }
 }
 
-async fn run(
-    tc: &TaskContext,
-    logto: &str,
-    lobechat: Option<&str>,
-    derived_app_url: Option<String>,
-    policy: Policy<'_>,
-    seed: &str,
-) -> Result<Report, ProvisionError> {
-    let unit = tc
-        .plan
-        .unit(logto)
-        .ok_or_else(|| ProvisionError::Plan(format!("the plan has no unit {logto:?}")))?;
-    let url = unit
-        .env
-        .get("DB_URL")
-        .ok_or_else(|| ProvisionError::Plan(format!("unit {logto:?} has no env DB_URL")))?
-        .resolve(&tc.secrets)?;
-    // The LobeChat unit's APP_URL is the truth (an operator may have overridden it).
-    let app_url = lobechat
-        .and_then(|n| tc.plan.unit(n))
-        .and_then(|u| u.env.get("APP_URL"))
-        .and_then(|v| v.as_text())
-        .or(derived_app_url);
-    let client = match (lobechat, &app_url) {
-        (Some(_), Some(u)) => {
-            // During `secrets rotate` the new value is staged as NAME.next until this
-            // task succeeds; Logto must get that one, not the value being replaced.
-            let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
-            let secret = match tc.secrets.read(&staged) {
-                Ok(v) => v,
-                Err(_) => tc.secrets.ensure(
-                    LOBECHAT_CLIENT_SECRET,
-                    &SecretKind::Random { bytes: 32 },
-                    None,
-                )?,
-            };
-            Some((ClientSpec::lobechat(u), secret))
-        }
+/// One provisioning run as the `NAME-provision` unit (or `secrets rotate`) does it.
+pub async fn run(spec: &ProvisionSpec, tc: &TaskContext) -> Result<Report, ProvisionError> {
+    let url = spec.db_url.resolve(&tc.secrets)?;
+    let client = match (&spec.lobechat, &spec.app_url) {
+        (Some(_), Some(u)) => Some((ClientSpec::lobechat(u), client_secret(tc)?)),
         _ => None,
     };
-    let mut db = connect(&url, logto).await?;
+    let mut db = connect(&url, &spec.logto).await?;
     let report = provision(
         &mut db,
         client.as_ref().map(|(s, sec)| (s, sec.as_str())),
-        policy.air_gapped,
-        policy.user_email_domain,
-        seed,
+        spec.air_gapped,
+        &spec.user_email_domain,
+        &spec.seed,
     )
     .await?;
     tc.log(format!("{report}"));

@@ -9,7 +9,7 @@
 
 use super::s3::{S3Client, S3Credentials, S3Error};
 use super::{Flavor, PresetCtx, REGION, ROOT_PASSWORD_SECRET, ROOT_USER_SECRET};
-use crate::plan::{CrashLoop, Exec, Task, TaskContext, Unit};
+use crate::plan::{CrashLoop, Exec, TaskContext, TaskSpec, Unit};
 use crate::secrets::SecretError;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const WARMUP: Duration = Duration::from_secs(90);
 
 /// What objects-init provisions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InitSpec {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -69,7 +69,8 @@ pub enum CorsOutcome {
 pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
     let origin = format!("preset {} (objects-init)", spec.flavor.preset());
     let store = spec.store.clone();
-    let mut u = crate::stack::init_unit(name, &ctx.key, &origin, &store, Exec::Task(task(spec)));
+    let exec = Exec::Task(TaskSpec::ObjectsInit(spec));
+    let mut u = crate::stack::init_unit(name, &ctx.key, &origin, &store, exec);
     u.crash_loop = CrashLoop {
         failures: 10,
         window: Duration::from_secs(600),
@@ -77,35 +78,16 @@ pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
     u
 }
 
-/// The Rust function behind objects-init.
-pub fn task(spec: InitSpec) -> Task {
-    let describe = format!(
-        "objects-init: bucket {} at {} ({}, CORS {})",
-        spec.bucket,
-        spec.endpoint,
-        if spec.public_read {
-            format!("public GetObject on {}/*", spec.bucket)
-        } else {
-            "private".to_string()
-        },
-        spec.app_origin.as_deref().unwrap_or("none")
-    );
-    Task::new(describe, move |ctx: TaskContext| {
-        let spec = spec.clone();
-        async move {
-            let run = async {
-                let creds = S3Credentials {
-                    access_key: ctx.secrets.read(ROOT_USER_SECRET)?,
-                    secret_key: ctx.secrets.read(ROOT_PASSWORD_SECRET)?,
-                    region: REGION.into(),
-                };
-                let client = S3Client::new(&spec.endpoint, creds)?;
-                let log = |l: String| ctx.log(l);
-                provision(&client, &spec, &log, WARMUP).await
-            };
-            run.await.map(|_| ()).map_err(|e: InitError| e.to_string())
-        }
-    })
+/// The Rust function behind objects-init: the root key from the store, then [`provision`].
+pub async fn run(spec: &InitSpec, ctx: &TaskContext) -> Result<(), InitError> {
+    let creds = S3Credentials {
+        access_key: ctx.secrets.read(ROOT_USER_SECRET)?,
+        secret_key: ctx.secrets.read(ROOT_PASSWORD_SECRET)?,
+        region: REGION.into(),
+    };
+    let client = S3Client::new(&spec.endpoint, creds)?;
+    let log = |l: String| ctx.log(l);
+    provision(&client, spec, &log, WARMUP).await.map(|_| ())
 }
 
 /// Provisions the bucket; safe to run any number of times.

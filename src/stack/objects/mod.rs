@@ -14,6 +14,7 @@
 //! For peers: [`lobechat_s3_env`], [`lobechat_dependency`], [`init_unit_name`],
 //! [`find_store`], [`app_host`], [`app_origin`].
 
+pub mod datadir;
 pub mod init;
 mod minio;
 mod rustfs;
@@ -24,7 +25,7 @@ use crate::config::model::{RuntimeName, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
     blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, Route,
-    RouteAction, Runtime, SecretKind, SecretSpec, Task, TaskContext,
+    RouteAction, Runtime, SecretKind, SecretSpec, TaskSpec,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,8 @@ pub const BUCKET_ROUTE_MAX_BODY: u64 = 5 << 30;
 pub const REGION: &str = "us-east-1";
 
 /// Which server a preset runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Flavor {
     RustFs,
     Minio,
@@ -298,7 +300,9 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     });
     u.stop_signal = nix::sys::signal::Signal::SIGTERM;
     u.stop_timeout = Duration::from_secs(30);
-    u.prepare = Some(prepare_task(host_data.clone()));
+    u.prepare = Some(TaskSpec::ObjectsDataDir(datadir::DataDirSpec {
+        dir: host_data.clone(),
+    }));
     e.units.push(u);
 
     let public_read = public_read(ctx);
@@ -375,31 +379,6 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
         )),
     }
     e
-}
-
-/// Creates DATA_DIR/objects and gives it to the unit's user before every start.
-fn prepare_task(dir: PathBuf) -> Task {
-    let describe = format!("create {} owned by the unit user", dir.display());
-    Task::new(describe, move |ctx: TaskContext| {
-        let dir = dir.clone();
-        async move {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                format!("cannot create the store's data dir {}: {e}", dir.display())
-            })?;
-            let user = ctx.plan.unit(&ctx.unit).and_then(|u| u.user.clone());
-            if let Some(user) = user {
-                let u = nix::unistd::User::from_name(&user)
-                    .map_err(|e| format!("cannot look up user {user:?}: {e}"))?
-                    .ok_or_else(|| format!("unknown user {user:?} (services.{}.user)", ctx.unit))?;
-                std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw()))
-                    .map_err(|e| format!("cannot give {} to user {user:?}: {e}", dir.display()))?;
-            }
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750))
-                .map_err(|e| format!("cannot set mode 0750 on {}: {e}", dir.display()))?;
-            Ok(())
-        }
-    })
 }
 
 /// A bare name stays a PATH lookup; a relative path is relative to the config's folder.

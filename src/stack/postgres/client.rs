@@ -1,7 +1,7 @@
 //! Connections to the server (tokio-postgres over loopback TCP) and the `SELECT 1` probe.
 
 use super::{PgConfig, PgError, SUPERUSER};
-use crate::plan::{Task, TaskContext};
+use crate::plan::TaskContext;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -121,19 +121,4 @@ pub async fn probe(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
             reason: format!("returned {one}"),
         })
     }
-}
-
-/// The health probe task of the server unit.
-pub fn probe_task(cfg: &PgConfig) -> Task {
-    let cfg = cfg.clone();
-    Task::new(
-        format!(
-            "postgres health: SELECT 1 as {SUPERUSER} on 127.0.0.1:{}",
-            cfg.port
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            async move { probe(&cfg, &ctx).await.map_err(|e| e.to_string()) }
-        },
-    )
 }

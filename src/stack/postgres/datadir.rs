@@ -2,7 +2,7 @@
 //! `postmaster.pid` left by a crash — removed when stale, never when a live server owns it.
 
 use super::{PgConfig, PgError, SUPERUSER};
-use crate::plan::{SecretKind, Task, TaskContext};
+use crate::plan::{SecretKind, TaskContext};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -308,20 +308,4 @@ fn check_pid_file(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
             Ok(())
         }
     }
-}
-
-/// The prepare task of the server unit.
-pub fn prepare_task(cfg: &PgConfig) -> Task {
-    let cfg = cfg.clone();
-    Task::new(
-        format!(
-            "postgres prepare: initdb once into {} as {}, stale postmaster.pid check",
-            cfg.data_dir.display(),
-            cfg.user.as_deref().unwrap_or("the daemon's user")
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            async move { prepare(&cfg, &ctx).await.map_err(|e| e.to_string()) }
-        },
-    )
 }

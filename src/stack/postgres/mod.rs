@@ -7,16 +7,18 @@ mod datadir;
 mod error;
 mod provision;
 
-pub use client::{error_text, open};
-pub use datadir::{inspect_pid_file, PidFile};
+pub use client::{error_text, open, probe};
+pub use datadir::{inspect_pid_file, prepare, PidFile};
+pub use provision::{init, rotate_role};
 pub use error::PgError;
 
 use crate::config::model::{RuntimeName, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, Probe, RestartPolicy,
-    SecretKind, SecretSpec, UnitKind,
+    blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, PgRotate, Probe,
+    RestartPolicy, SecretKind, SecretSpec, TaskSpec, UnitKind,
 };
+use serde::Serialize;
 use crate::stack::{Expansion, PresetCtx};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -36,7 +38,7 @@ pub const SUPERUSER: &str = "postgres";
 pub const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
 
 /// Everything the units and tasks of one postgres preset need, resolved from its section.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PgConfig {
     /// The main unit's name (`services.NAME`).
     pub unit: String,
@@ -198,13 +200,10 @@ fn setting_text(v: &toml::Value) -> Option<String> {
     }
 }
 
-/// Resolves the section; problems are returned located by key.
-pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
-    let s = ctx.section;
-    let key = &ctx.key;
-    let mut issues = Vec::new();
-
-    let bin_dir = match &s.bin_dir {
+/// `bin_dir`: as set, else the major version of an existing cluster, else the newest
+/// installed one.
+fn resolve_bin_dir(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> PathBuf {
+    match &ctx.section.bin_dir {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => ctx.base_dir.join(p),
         // An existing cluster keeps its major version when a newer one gets installed.
@@ -212,15 +211,18 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             .or_else(|| newest_bin_dir(Path::new(DEBIAN_PG_ROOT)))
             .unwrap_or_else(|| {
             issues.push(Issue::new(
-                format!("{key}.bin_dir"),
+                format!("{}.bin_dir", ctx.key),
                 format!(
                     "no PostgreSQL found under {DEBIAN_PG_ROOT}/*/bin: install the `postgresql` package or set bin_dir = \"/path/to/postgresql/bin\""
                 ),
             ));
             PathBuf::from(DEBIAN_PG_ROOT).join("bin")
         }),
-    };
+    }
+}
 
+/// `extensions`, each a valid identifier.
+fn resolve_extensions(s: &ServiceSection, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     let extensions = s
         .extensions
         .clone()
@@ -233,7 +235,11 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             ));
         }
     }
+    extensions
+}
 
+/// `databases`: consumer names, each once, none of the server's own.
+fn resolve_databases(s: &ServiceSection, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     let databases = databases_of(s);
     for (i, d) in databases.iter().enumerate() {
         if !valid_identifier(d) || d == "postgres" || d.starts_with("template") {
@@ -249,39 +255,57 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             ));
         }
     }
+    databases
+}
 
-    let mut settings: Vec<(String, String)> = Vec::new();
-    for (k, v) in &s.settings {
-        let skey = format!("{key}.settings.{k}");
-        if !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
-            issues.push(Issue::new(&skey, "not a PostgreSQL setting name"));
-            continue;
+/// One `settings.KEY`: Some((key, text)) when the operator may set it.
+fn setting(key: &str, k: &str, v: &toml::Value, issues: &mut Vec<Issue>) -> Option<(String, String)> {
+    let skey = format!("{key}.settings.{k}");
+    if !k
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        issues.push(Issue::new(&skey, "not a PostgreSQL setting name"));
+        return None;
+    }
+    match k {
+        "port" => {
+            issues.push(Issue::new(&skey, format!("set {key}.port instead")));
+            return None;
         }
-        match k.as_str() {
-            "port" => {
-                issues.push(Issue::new(&skey, format!("set {key}.port instead")));
-                continue;
-            }
-            "unix_socket_directories" | "data_directory" => {
-                issues.push(Issue::new(
-                    &skey,
-                    "chosen by the preset (socket under the runtime dir, data under DATA_DIR)",
-                ));
-                continue;
-            }
-            _ => {}
+        "unix_socket_directories" | "data_directory" => {
+            issues.push(Issue::new(
+                &skey,
+                "chosen by the preset (socket under the runtime dir, data under DATA_DIR)",
+            ));
+            return None;
         }
-        match setting_text(v) {
-            Some(t) => settings.push((k.clone(), t)),
-            None => issues.push(Issue::new(
+        _ => {}
+    }
+    match setting_text(v) {
+        Some(t) => Some((k.to_string(), t)),
+        None => {
+            issues.push(Issue::new(
                 &skey,
                 "give a string, number or boolean (e.g. shared_buffers = \"1GB\")",
-            )),
+            ));
+            None
         }
     }
+}
+
+/// `settings` in file order, with pg_search's preload merged in when it is wanted.
+fn resolve_settings(
+    s: &ServiceSection,
+    key: &str,
+    extensions: &[String],
+    issues: &mut Vec<Issue>,
+) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = s
+        .settings
+        .iter()
+        .filter_map(|(k, v)| setting(key, k, v, issues))
+        .collect();
     // ParadeDB pg_search must be preloaded (≥ 0.23); keep the operator's own libraries.
     if extensions.iter().any(|e| e == "pg_search") {
         match settings
@@ -300,13 +324,23 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             None => settings.push(("shared_preload_libraries".into(), "pg_search".into())),
         }
     }
+    settings
+}
 
+/// Resolves the section; problems are returned located by key.
+pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
+    let s = ctx.section;
+    let key = &ctx.key;
+    let mut issues = Vec::new();
+    let bin_dir = resolve_bin_dir(ctx, &mut issues);
+    let extensions = resolve_extensions(s, key, &mut issues);
+    let databases = resolve_databases(s, key, &mut issues);
+    let settings = resolve_settings(s, key, &extensions, &mut issues);
     let user = match &s.user {
         Some(u) => Some(u.clone()),
         None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
         None => None,
     };
-
     // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE.
     let createrole = if ctx.find_preset("logto").is_some() && databases.iter().any(|d| d == "logto")
     {
@@ -314,7 +348,6 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
     } else {
         Vec::new()
     };
-
     let cfg = PgConfig {
         unit: ctx.name.to_string(),
         bin_dir,
@@ -354,9 +387,9 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     // force crash recovery on the next start.
     main.stop_signal = Signal::SIGINT;
     main.stop_timeout = Duration::from_secs(120);
-    main.prepare = Some(datadir::prepare_task(&cfg));
+    main.prepare = Some(TaskSpec::PostgresInitDb(cfg.clone()));
     main.health = Some(Health {
-        probe: Probe::Task(client::probe_task(&cfg)),
+        probe: Probe::Task(TaskSpec::PostgresReady(cfg.clone())),
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(5),
         retries: 3,
@@ -369,7 +402,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         &ctx.key,
         "preset postgres",
         ctx.name,
-        Exec::Task(provision::init_task(&cfg)),
+        Exec::Task(TaskSpec::PostgresInit(cfg.clone())),
     );
 
     e.secrets.insert(
@@ -378,7 +411,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             kind: SecretKind::Random { bytes: 32 },
             owner: None,
             consumers: Vec::new(),
-            rotate: Some(provision::rotate_task(&cfg, SUPERUSER)),
+            rotate: Some(rotate_task(&cfg, SUPERUSER)),
             description: format!(
                 "password of the PostgreSQL superuser {SUPERUSER:?} of unit {}",
                 cfg.unit
@@ -393,7 +426,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 owner: None,
                 // Units embedding the URL are found from their env at rotation time.
                 consumers: Vec::new(),
-                rotate: Some(provision::rotate_task(&cfg, db)),
+                rotate: Some(rotate_task(&cfg, db)),
                 description: format!("password of PostgreSQL role {db:?} (database {db:?})"),
             },
         );
@@ -401,4 +434,12 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     e.units.push(main);
     e.units.push(init);
     e
+}
+
+/// The rotate task of the secret behind `role` (the superuser or a consumer role).
+fn rotate_task(cfg: &PgConfig, role: &str) -> TaskSpec {
+    TaskSpec::PostgresRotate(PgRotate {
+        pg: cfg.clone(),
+        role: role.to_string(),
+    })
 }

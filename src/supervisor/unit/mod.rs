@@ -242,7 +242,7 @@ impl Machine {
                 secrets: self.shared.secrets.clone(),
                 log: self.log.as_fn(),
             };
-            if let Err(e) = (prep.run)(ctx).await {
+            if let Err(e) = prep.run(ctx).await {
                 return self
                     .failed(
                         ExitInfo::error(format!("prepare failed: {e}")),
