@@ -11,13 +11,17 @@ mod host_checks;
 mod proxy_plan;
 mod section;
 mod task;
+#[cfg(test)]
+mod taskspec_tests;
 
 pub use build::{build, build_from_file, BuildOptions};
 pub use env::{Encoding, EnvPart, EnvValue};
 pub use graph::{dependents_closure, start_order};
 pub use host_checks::find_executable;
 pub use section::blank_unit;
-pub use task::{BoxFuture, CustomError, CustomTask, PgRotate, TaskContext, TaskError, TaskFn, TaskSpec};
+pub use task::{
+    BoxFuture, CustomError, CustomTask, PgRotate, TaskContext, TaskError, TaskFn, TaskSpec,
+};
 
 use crate::config::model::{GpuEnabled, TlsMode};
 use nix::sys::signal::Signal;

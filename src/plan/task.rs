@@ -10,7 +10,7 @@ use crate::secrets::SecretStore;
 use crate::stack::logto::provision::ProvisionSpec;
 use crate::stack::objects::datadir::DataDirSpec;
 use crate::stack::objects::init::InitSpec;
-use crate::stack::postgres::PgConfig;
+use crate::stack::postgres::{PgConfig, PgServer};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::future::Future;
@@ -33,9 +33,9 @@ pub type TaskFn = dyn Fn(TaskContext) -> BoxFuture<Result<(), CustomError>> + Se
 #[serde(tag = "task", rename_all = "snake_case")]
 pub enum TaskSpec {
     /// Before each start of a postgres server: initdb once, ownership, stale pid file.
-    PostgresInitDb(PgConfig),
+    PostgresInitDb(PgServer),
     /// Health of a postgres server: a superuser login and `SELECT 1`.
-    PostgresReady(PgConfig),
+    PostgresReady(PgServer),
     /// `NAME-init`: one role + database per consumer, extensions, CONNECT privileges.
     PostgresInit(PgConfig),
     /// Rotation of a role's password (`ALTER ROLE … PASSWORD`).
@@ -90,12 +90,14 @@ impl TaskSpec {
             ),
             TaskSpec::PostgresRotate(r) => format!(
                 "postgres rotate: ALTER ROLE {} on 127.0.0.1:{}",
-                r.role, r.pg.port
+                r.role, r.server.port
             ),
             TaskSpec::ObjectsDataDir(d) => {
                 format!("create {} owned by the unit user", d.dir.display())
             }
-            TaskSpec::ObjectsInit(s) => format!("objects-init: bucket {} at {}", s.bucket, s.endpoint),
+            TaskSpec::ObjectsInit(s) => {
+                format!("objects-init: bucket {} at {}", s.bucket, s.endpoint)
+            }
             TaskSpec::LogtoProvision(p) => format!(
                 "provision Logto ({}): OIDC client for {}",
                 p.logto,
@@ -109,7 +111,7 @@ impl TaskSpec {
 /// `secrets rotate` of a postgres role's password.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PgRotate {
-    pub pg: PgConfig,
+    pub server: PgServer,
     /// The superuser or a consumer role.
     pub role: String,
 }

@@ -31,7 +31,9 @@ pub fn run(spec: &TaskSpec, ctx: TaskContext) -> BoxFuture<Result<(), TaskError>
             TaskSpec::PostgresInitDb(pg) => Ok(postgres::prepare(&pg, &ctx).await?),
             TaskSpec::PostgresReady(pg) => Ok(postgres::probe(&pg, &ctx).await?),
             TaskSpec::PostgresInit(pg) => Ok(postgres::init(&pg, &ctx).await?),
-            TaskSpec::PostgresRotate(r) => Ok(postgres::rotate_role(&r.pg, &ctx, &r.role).await?),
+            TaskSpec::PostgresRotate(r) => {
+                Ok(postgres::rotate_role(&r.server, &ctx, &r.role).await?)
+            }
             TaskSpec::ObjectsDataDir(d) => Ok(objects::datadir::prepare(&d, &ctx)?),
             TaskSpec::ObjectsInit(s) => Ok(objects::init::run(&s, &ctx).await?),
             TaskSpec::LogtoProvision(p) => Ok(logto::provision::run(&p, &ctx).await.map(|_| ())?),

@@ -18,8 +18,8 @@
 use super::tenant_db::{self, EmailOutcome};
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
 use crate::plan::{Condition, Dependency, EnvValue, Exec, SecretKind, TaskContext, TaskSpec, Unit};
-use serde::Serialize;
 use crate::stack::PresetCtx;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_postgres::{GenericClient, NoTls};

@@ -1,6 +1,6 @@
 //! Connections to the server (tokio-postgres over loopback TCP) and the `SELECT 1` probe.
 
-use super::{PgConfig, PgError, SUPERUSER};
+use super::{PgError, PgServer, SUPERUSER};
 use crate::plan::TaskContext;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
@@ -75,7 +75,7 @@ fn is_auth_failure(e: &tokio_postgres::Error) -> bool {
 
 /// Connects as the superuser, retrying while the server is starting, up to `patience`.
 pub async fn connect_superuser(
-    cfg: &PgConfig,
+    cfg: &PgServer,
     password: &str,
     db: &str,
     patience: Duration,
@@ -100,7 +100,7 @@ pub async fn connect_superuser(
 }
 
 /// One health check: a real login as the superuser and `SELECT 1`.
-pub async fn probe(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+pub async fn probe(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let password = ctx.secrets.read(&cfg.superuser_secret())?;
     let client = connect_superuser(cfg, &password, "postgres", PROBE_PATIENCE).await?;
     let row = client

@@ -1,7 +1,7 @@
 //! The data dir before each start: initdb once (atomically), ownership, and the
 //! `postmaster.pid` left by a crash — removed when stale, never when a live server owns it.
 
-use super::{PgConfig, PgError, SUPERUSER};
+use super::{PgError, PgServer, SUPERUSER};
 use crate::plan::{SecretKind, TaskContext};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -24,7 +24,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PgError
 }
 
 /// Resolves `user`; None when the server runs as the daemon's own user.
-pub fn unit_user(cfg: &PgConfig) -> Result<Option<UnitUser>, PgError> {
+pub fn unit_user(cfg: &PgServer) -> Result<Option<UnitUser>, PgError> {
     let Some(name) = &cfg.user else {
         return Ok(None);
     };
@@ -42,7 +42,7 @@ pub fn unit_user(cfg: &PgConfig) -> Result<Option<UnitUser>, PgError> {
 }
 
 /// Every folder above `path` must let `user` in (a 0700 root-owned parent blocks it).
-fn check_reachable(cfg: &PgConfig, user: &UnitUser, path: &Path) -> Result<(), PgError> {
+fn check_reachable(cfg: &PgServer, user: &UnitUser, path: &Path) -> Result<(), PgError> {
     for dir in path.ancestors().skip(1) {
         if dir.as_os_str().is_empty() {
             continue;
@@ -80,7 +80,7 @@ fn give(path: &Path, user: Option<&UnitUser>, mode: u32) -> Result<(), PgError> 
 }
 
 /// Runs before every start of the server.
-pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+pub async fn prepare(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let user = unit_user(cfg)?;
     for (prog, name) in [("postgres", "postgres"), ("initdb", "initdb")] {
         let p = cfg.bin(name);
@@ -154,7 +154,7 @@ pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
 /// initdb into a hidden sibling, then rename: an interrupted initdb never leaves a
 /// half-made data dir that looks initialized.
 async fn initdb(
-    cfg: &PgConfig,
+    cfg: &PgServer,
     ctx: &TaskContext,
     user: Option<&UnitUser>,
     password: &str,
@@ -291,7 +291,7 @@ pub fn inspect_pid_file(data_dir: &Path) -> PidFile {
 }
 
 /// Removes a stale pid file; refuses when a live server holds the data dir.
-fn check_pid_file(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+fn check_pid_file(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let path = cfg.data_dir.join("postmaster.pid");
     match inspect_pid_file(&cfg.data_dir) {
         PidFile::Absent => Ok(()),

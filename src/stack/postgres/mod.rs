@@ -9,8 +9,8 @@ mod provision;
 
 pub use client::{error_text, open, probe};
 pub use datadir::{inspect_pid_file, prepare, PidFile};
-pub use provision::{init, rotate_role};
 pub use error::PgError;
+pub use provision::{init, rotate_role};
 
 use crate::config::model::{RuntimeName, ServiceSection};
 use crate::config::Issue;
@@ -18,9 +18,9 @@ use crate::plan::{
     blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, PgRotate, Probe,
     RestartPolicy, SecretKind, SecretSpec, TaskSpec, UnitKind,
 };
-use serde::Serialize;
 use crate::stack::{Expansion, PresetCtx};
 use nix::sys::signal::Signal;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,23 +37,41 @@ pub const SUPERUSER: &str = "postgres";
 /// Where `bin_dir` is looked for when not set (Debian/Ubuntu layout).
 pub const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
 
-/// Everything the units and tasks of one postgres preset need, resolved from its section.
+/// The server itself: what the prepare step and the health probe use (so a change to
+/// the consumers' databases does not restart the server on reload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PgConfig {
+pub struct PgServer {
     /// The main unit's name (`services.NAME`).
     pub unit: String,
     pub bin_dir: PathBuf,
     pub port: u16,
-    pub extensions: Vec<String>,
-    /// `-c key=value` pairs after ours, in file order, pg_search preload merged in.
-    pub settings: Vec<(String, String)>,
-    pub databases: Vec<String>,
     /// Unix user of the server; None = the daemon's own user (non-root daemons).
     pub user: Option<String>,
     /// DATA_DIR/NAME.
     pub data_dir: PathBuf,
     /// RUNTIME_DIR/NAME: the server's Unix socket folder.
     pub socket_dir: PathBuf,
+}
+
+impl PgServer {
+    /// Secret holding the superuser's password.
+    pub fn superuser_secret(&self) -> String {
+        superuser_secret(&self.unit)
+    }
+    /// `BIN/name`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+}
+
+/// Everything the units and tasks of one postgres preset need, resolved from its section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PgConfig {
+    pub server: PgServer,
+    pub extensions: Vec<String>,
+    /// `-c key=value` pairs after ours, in file order, pg_search preload merged in.
+    pub settings: Vec<(String, String)>,
+    pub databases: Vec<String>,
     /// Roles that get CREATEROLE (Logto's seed creates its own tenant role).
     pub createrole: Vec<String>,
 }
@@ -61,28 +79,25 @@ pub struct PgConfig {
 impl PgConfig {
     /// Secret holding the superuser's password.
     pub fn superuser_secret(&self) -> String {
-        superuser_secret(&self.unit)
+        self.server.superuser_secret()
     }
     /// Secret holding the password of the role owning `db`.
     pub fn role_secret(&self, db: &str) -> String {
-        role_secret(&self.unit, db)
-    }
-    /// `BIN/name`.
-    pub fn bin(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
+        role_secret(&self.server.unit, db)
     }
     /// The server's argv.
     pub fn argv(&self) -> Vec<String> {
+        let srv = &self.server;
         let mut argv = vec![
-            self.bin("postgres").display().to_string(),
+            srv.bin("postgres").display().to_string(),
             "-D".into(),
-            self.data_dir.display().to_string(),
+            srv.data_dir.display().to_string(),
             "-c".into(),
-            format!("port={}", self.port),
+            format!("port={}", srv.port),
             "-c".into(),
             "listen_addresses=127.0.0.1".into(),
             "-c".into(),
-            format!("unix_socket_directories={}", self.socket_dir.display()),
+            format!("unix_socket_directories={}", srv.socket_dir.display()),
         ];
         for (k, v) in &self.settings {
             argv.push("-c".into());
@@ -259,7 +274,12 @@ fn resolve_databases(s: &ServiceSection, key: &str, issues: &mut Vec<Issue>) -> 
 }
 
 /// One `settings.KEY`: Some((key, text)) when the operator may set it.
-fn setting(key: &str, k: &str, v: &toml::Value, issues: &mut Vec<Issue>) -> Option<(String, String)> {
+fn setting(
+    key: &str,
+    k: &str,
+    v: &toml::Value,
+    issues: &mut Vec<Issue>,
+) -> Option<(String, String)> {
     let skey = format!("{key}.settings.{k}");
     if !k
         .chars()
@@ -348,16 +368,19 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
     } else {
         Vec::new()
     };
-    let cfg = PgConfig {
+    let server = PgServer {
         unit: ctx.name.to_string(),
         bin_dir,
         port: port_of(s),
-        extensions,
-        settings,
-        databases,
         user,
         data_dir: ctx.stack.data_dir.join(ctx.name),
         socket_dir: ctx.stack.runtime_dir.join(ctx.name),
+    };
+    let cfg = PgConfig {
+        server,
+        extensions,
+        settings,
+        databases,
         createrole,
     };
     (cfg, issues)
@@ -379,17 +402,17 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut main = blank_unit(ctx.name, &ctx.key, "preset postgres");
     main.kind = UnitKind::Longrun;
     main.exec = Exec::Command(cfg.argv());
-    main.user = cfg.user.clone();
-    main.port = Some(cfg.port);
+    main.user = cfg.server.user.clone();
+    main.port = Some(cfg.server.port);
     // A database that stops on its own (pg_ctl stop, OOM) is always wanted back.
     main.restart = RestartPolicy::Always;
     // Fast shutdown: rolls back open transactions, checkpoints, exits; SIGKILL would
     // force crash recovery on the next start.
     main.stop_signal = Signal::SIGINT;
     main.stop_timeout = Duration::from_secs(120);
-    main.prepare = Some(TaskSpec::PostgresInitDb(cfg.clone()));
+    main.prepare = Some(TaskSpec::PostgresInitDb(cfg.server.clone()));
     main.health = Some(Health {
-        probe: Probe::Task(TaskSpec::PostgresReady(cfg.clone())),
+        probe: Probe::Task(TaskSpec::PostgresReady(cfg.server.clone())),
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(5),
         retries: 3,
@@ -414,7 +437,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             rotate: Some(rotate_task(&cfg, SUPERUSER)),
             description: format!(
                 "password of the PostgreSQL superuser {SUPERUSER:?} of unit {}",
-                cfg.unit
+                cfg.server.unit
             ),
         },
     );
@@ -439,7 +462,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
 /// The rotate task of the secret behind `role` (the superuser or a consumer role).
 fn rotate_task(cfg: &PgConfig, role: &str) -> TaskSpec {
     TaskSpec::PostgresRotate(PgRotate {
-        pg: cfg.clone(),
+        server: cfg.server.clone(),
         role: role.to_string(),
     })
 }

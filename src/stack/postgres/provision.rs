@@ -6,7 +6,7 @@
 
 use super::client::{connect, connect_superuser, error_text};
 use super::error::extension_package;
-use super::{PgConfig, PgError, SUPERUSER};
+use super::{PgConfig, PgError, PgServer, SUPERUSER};
 use crate::plan::{SecretKind, TaskContext};
 use crate::secrets::rotate::pending_name;
 use std::time::Duration;
@@ -89,10 +89,10 @@ async fn check_extensions(cfg: &PgConfig, su: &Client) -> Result<(), PgError> {
         let sql = "SELECT 1 FROM pg_available_extensions WHERE name = $1";
         if !exists(su, "postgres", sql, ext).await? {
             return Err(PgError::MissingExtension {
-                unit: cfg.unit.clone(),
+                unit: cfg.server.unit.clone(),
                 ext: ext.clone(),
                 version: major.clone(),
-                bin_dir: cfg.bin_dir.clone(),
+                bin_dir: cfg.server.bin_dir.clone(),
                 package: extension_package(ext, &major),
             });
         }
@@ -150,7 +150,12 @@ async fn ensure_database(su: &Client, db: &str, changes: &mut Changes) -> Result
     let role = quote_ident(db);
     let sql = "SELECT 1 FROM pg_database WHERE datname = $1";
     if !exists(su, "postgres", sql, &db).await? {
-        exec(su, "postgres", &format!("CREATE DATABASE {role} OWNER {role}")).await?;
+        exec(
+            su,
+            "postgres",
+            &format!("CREATE DATABASE {role} OWNER {role}"),
+        )
+        .await?;
         changes.push(format!("created database {db}"));
         return Ok(());
     }
@@ -166,7 +171,11 @@ async fn ensure_database(su: &Client, db: &str, changes: &mut Changes) -> Result
 
 /// PUBLIC may not CONNECT to `db`: other roles must not open it (CONNECT comes only from
 /// ownership, or superuser for the maintenance database).
-async fn revoke_public_connect(su: &Client, db: &str, changes: &mut Changes) -> Result<(), PgError> {
+async fn revoke_public_connect(
+    su: &Client,
+    db: &str,
+    changes: &mut Changes,
+) -> Result<(), PgError> {
     let sql = "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')";
     if exists(su, "postgres", sql, &db).await? {
         let sql = format!(
@@ -188,7 +197,7 @@ async fn ensure_password(
     password: &str,
     changes: &mut Changes,
 ) -> Result<(), PgError> {
-    if connect(cfg.port, db, password, db).await.is_ok() {
+    if connect(cfg.server.port, db, password, db).await.is_ok() {
         return Ok(());
     }
     let sql = format!(
@@ -211,7 +220,7 @@ async fn ensure_extensions(
     if cfg.extensions.is_empty() {
         return Ok(());
     }
-    let c = connect_superuser(cfg, su_password, db, PATIENCE).await?;
+    let c = connect_superuser(&cfg.server, su_password, db, PATIENCE).await?;
     for ext in &cfg.extensions {
         let sql = "SELECT 1 FROM pg_extension WHERE extname = $1";
         if !exists(&c, db, sql, ext).await? {
@@ -227,7 +236,7 @@ async fn ensure_extensions(
 /// it changed (empty on a second run).
 pub async fn provision(cfg: &PgConfig, ctx: &TaskContext) -> Result<Vec<String>, PgError> {
     let su_password = ctx.secrets.read(&cfg.superuser_secret())?;
-    let su = connect_superuser(cfg, &su_password, "postgres", PATIENCE).await?;
+    let su = connect_superuser(&cfg.server, &su_password, "postgres", PATIENCE).await?;
     check_extensions(cfg, &su).await?;
     let mut changes = Vec::new();
     for db in &cfg.databases {
@@ -262,15 +271,15 @@ pub async fn init(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
 }
 
 /// Sets `role`'s password to the pending value of its secret (see `secrets::rotate`).
-pub async fn rotate_role(cfg: &PgConfig, ctx: &TaskContext, role: &str) -> Result<(), PgError> {
+pub async fn rotate_role(srv: &PgServer, ctx: &TaskContext, role: &str) -> Result<(), PgError> {
     let secret = if role == SUPERUSER {
-        cfg.superuser_secret()
+        srv.superuser_secret()
     } else {
-        cfg.role_secret(role)
+        super::role_secret(&srv.unit, role)
     };
     let new = ctx.secrets.read(&pending_name(&secret))?;
-    let su_password = ctx.secrets.read(&cfg.superuser_secret())?;
-    let su = connect_superuser(cfg, &su_password, "postgres", PATIENCE).await?;
+    let su_password = ctx.secrets.read(&srv.superuser_secret())?;
+    let su = connect_superuser(srv, &su_password, "postgres", PATIENCE).await?;
     match su
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
         .await
