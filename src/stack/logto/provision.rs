@@ -204,13 +204,9 @@ async fn require_columns(
     }
 }
 
-/// Creates or corrects the client so it matches `spec` and `secret`; never a duplicate.
-pub async fn ensure_client(
-    db: &impl GenericClient,
-    spec: &ClientSpec,
-    secret: &str,
-    seed: &str,
-) -> Result<ClientOutcome, ProvisionError> {
+/// Checks the tables the client lives in; returns whether `application_secrets` exists
+/// (older Logto versions have only `applications.secret`).
+async fn client_tables(db: &impl GenericClient, seed: &str) -> Result<bool, ProvisionError> {
     let need = [
         "tenant_id",
         "id",
@@ -226,15 +222,130 @@ pub async fn ensure_client(
             seed: seed.into(),
         });
     }
-    let has_secrets_table = require_columns(
+    require_columns(
         db,
         "application_secrets",
         &["tenant_id", "application_id", "name", "value"],
         seed,
     )
-    .await?;
+    .await
+}
 
-    let redirect = spec.redirect_uri();
+/// A new "Traditional web" application, as the console would create it.
+async fn insert_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+) -> Result<ClientOutcome, ProvisionError> {
+    let oidc =
+        json!({"redirectUris": [spec.redirect_uri()], "postLogoutRedirectUris": [spec.app_url]});
+    let custom = json!({"corsAllowedOrigins": [spec.app_url]});
+    db.execute(
+        "INSERT INTO applications (tenant_id, id, name, secret, description, type, \
+         oidc_client_metadata, custom_client_metadata) \
+         VALUES ($1, $2, $3, $4, $5, 'Traditional', $6::text::jsonb, $7::text::jsonb)",
+        &[
+            &TENANT,
+            &spec.id,
+            &spec.name,
+            &secret,
+            &"Created and kept in sync by prometheus-stack (logto-provision).",
+            &oidc.to_string(),
+            &custom.to_string(),
+        ],
+    )
+    .await
+    .map_err(sql("creating the LobeChat application"))?;
+    Ok(ClientOutcome::Created)
+}
+
+/// Rewrites the fields of an existing application that differ from `spec`; other keys
+/// (backchannel logout, token TTLs set in the console) are kept.
+async fn update_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+    row: tokio_postgres::Row,
+) -> Result<ClientOutcome, ProvisionError> {
+    let tenant: String = row.get(0);
+    if tenant != TENANT {
+        return Err(ProvisionError::WrongTenant {
+            id: spec.id.clone(),
+            tenant,
+        });
+    }
+    let parse = |s: String| {
+        serde_json::from_str::<Value>(&s).map_err(|source| ProvisionError::Json {
+            id: spec.id.clone(),
+            source,
+        })
+    };
+    let kind: String = row.get(1);
+    let old_secret: String = row.get(2);
+    let mut oidc = parse(row.get(3))?;
+    let mut custom = parse(row.get(4))?;
+    let mut changed = Vec::new();
+    if kind != "Traditional" {
+        changed.push("type");
+    }
+    if old_secret != secret {
+        changed.push("secret");
+    }
+    for (in_custom, field, want) in [
+        (false, "redirectUris", json!([spec.redirect_uri()])),
+        (false, "postLogoutRedirectUris", json!([spec.app_url])),
+        (true, "corsAllowedOrigins", json!([spec.app_url])),
+    ] {
+        let obj = if in_custom { &mut custom } else { &mut oidc };
+        if !obj.is_object() {
+            *obj = json!({});
+        }
+        if obj.get(field) != Some(&want) {
+            obj[field] = want;
+            changed.push(field);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(ClientOutcome::Unchanged);
+    }
+    db.execute(
+        "UPDATE applications SET type = 'Traditional', secret = $2, \
+         oidc_client_metadata = $3::text::jsonb, custom_client_metadata = $4::text::jsonb \
+         WHERE id = $1",
+        &[&spec.id, &secret, &oidc.to_string(), &custom.to_string()],
+    )
+    .await
+    .map_err(sql("updating the LobeChat application"))?;
+    Ok(ClientOutcome::Updated(changed))
+}
+
+/// The "Default secret" row holds the same value; returns whether it was written.
+async fn sync_secret_row(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+) -> Result<bool, ProvisionError> {
+    let n = db
+        .execute(
+            "INSERT INTO application_secrets (tenant_id, application_id, name, value) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, application_id, name) \
+             DO UPDATE SET value = EXCLUDED.value \
+             WHERE application_secrets.value IS DISTINCT FROM EXCLUDED.value",
+            &[&TENANT, &spec.id, &SECRET_NAME, &secret],
+        )
+        .await
+        .map_err(sql("storing the LobeChat client secret"))?;
+    Ok(n > 0)
+}
+
+/// Creates or corrects the client so it matches `spec` and `secret`; never a duplicate.
+pub async fn ensure_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+    seed: &str,
+) -> Result<ClientOutcome, ProvisionError> {
+    let has_secrets_table = client_tables(db, seed).await?;
     let row = db
         .query_opt(
             "SELECT tenant_id::text, type::text, secret::text, oidc_client_metadata::text, \
@@ -244,97 +355,14 @@ pub async fn ensure_client(
         .await
         .map_err(sql("reading the LobeChat application"))?;
     let outcome = match row {
-        None => {
-            let oidc =
-                json!({"redirectUris": [redirect], "postLogoutRedirectUris": [spec.app_url]});
-            let custom = json!({"corsAllowedOrigins": [spec.app_url]});
-            db.execute(
-                "INSERT INTO applications (tenant_id, id, name, secret, description, type, \
-                 oidc_client_metadata, custom_client_metadata) \
-                 VALUES ($1, $2, $3, $4, $5, 'Traditional', $6::text::jsonb, $7::text::jsonb)",
-                &[
-                    &TENANT,
-                    &spec.id,
-                    &spec.name,
-                    &secret,
-                    &"Created and kept in sync by prometheus-stack (logto-provision).",
-                    &oidc.to_string(),
-                    &custom.to_string(),
-                ],
-            )
-            .await
-            .map_err(sql("creating the LobeChat application"))?;
-            ClientOutcome::Created
-        }
-        Some(r) => {
-            let tenant: String = r.get(0);
-            if tenant != TENANT {
-                return Err(ProvisionError::WrongTenant {
-                    id: spec.id.clone(),
-                    tenant,
-                });
-            }
-            let parse = |s: String| {
-                serde_json::from_str::<Value>(&s).map_err(|source| ProvisionError::Json {
-                    id: spec.id.clone(),
-                    source,
-                })
-            };
-            let kind: String = r.get(1);
-            let old_secret: String = r.get(2);
-            let mut oidc = parse(r.get(3))?;
-            let mut custom = parse(r.get(4))?;
-            let mut changed = Vec::new();
-            if kind != "Traditional" {
-                changed.push("type");
-            }
-            if old_secret != secret {
-                changed.push("secret");
-            }
-            // Other keys (backchannel logout, token TTLs set in the console) are kept.
-            for (in_custom, field, want) in [
-                (false, "redirectUris", json!([redirect])),
-                (false, "postLogoutRedirectUris", json!([spec.app_url])),
-                (true, "corsAllowedOrigins", json!([spec.app_url])),
-            ] {
-                let obj = if in_custom { &mut custom } else { &mut oidc };
-                if !obj.is_object() {
-                    *obj = json!({});
-                }
-                if obj.get(field) != Some(&want) {
-                    obj[field] = want;
-                    changed.push(field);
-                }
-            }
-            if changed.is_empty() {
-                ClientOutcome::Unchanged
-            } else {
-                db.execute(
-                    "UPDATE applications SET type = 'Traditional', secret = $2, \
-                     oidc_client_metadata = $3::text::jsonb, custom_client_metadata = $4::text::jsonb \
-                     WHERE id = $1",
-                    &[&spec.id, &secret, &oidc.to_string(), &custom.to_string()],
-                )
-                .await
-                .map_err(sql("updating the LobeChat application"))?;
-                ClientOutcome::Updated(changed)
-            }
-        }
+        None => insert_client(db, spec, secret).await?,
+        Some(r) => update_client(db, spec, secret, r).await?,
     };
-    if has_secrets_table {
-        let n = db
-            .execute(
-                "INSERT INTO application_secrets (tenant_id, application_id, name, value) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, application_id, name) \
-                 DO UPDATE SET value = EXCLUDED.value \
-                 WHERE application_secrets.value IS DISTINCT FROM EXCLUDED.value",
-                &[&TENANT, &spec.id, &SECRET_NAME, &secret],
-            )
-            .await
-            .map_err(sql("storing the LobeChat client secret"))?;
-        if n > 0 && outcome == ClientOutcome::Unchanged {
-            return Ok(ClientOutcome::Updated(vec!["application_secrets"]));
-        }
+    if has_secrets_table
+        && sync_secret_row(db, spec, secret).await?
+        && outcome == ClientOutcome::Unchanged
+    {
+        return Ok(ClientOutcome::Updated(vec!["application_secrets"]));
     }
     Ok(outcome)
 }

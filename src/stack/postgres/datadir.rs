@@ -173,42 +173,8 @@ async fn initdb(
     std::fs::create_dir(&tmp).map_err(io("cannot create", &tmp))?;
     give(&tmp, user, 0o700)?;
 
-    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
-    let _ = std::fs::remove_file(&pwfile);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&pwfile)
-            .map_err(io("cannot write", &pwfile))?;
-        f.write_all(password.as_bytes())
-            .map_err(io("cannot write", &pwfile))?;
-    }
-    give(&pwfile, user, 0o600)?;
-
-    let mut cmd = tokio::process::Command::new(cfg.bin("initdb"));
-    cmd.arg("-D")
-        .arg(&tmp)
-        .arg(format!("--username={SUPERUSER}"))
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .args([
-            "--auth=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--data-checksums",
-        ])
-        .current_dir("/")
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    if let Some(u) = user {
-        cmd.uid(u.uid).gid(u.gid);
-    }
+    let pwfile = write_pwfile(cfg, user, password)?;
+    let mut cmd = initdb_command(cfg, &tmp, &pwfile, user);
     ctx.log(format!(
         "initdb {} (superuser {SUPERUSER}, scram-sha-256)",
         cfg.data_dir.display()
@@ -236,6 +202,59 @@ async fn initdb(
         started.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// The superuser's password for `initdb --pwfile`, readable by the unit's user only
+/// (never on a command line).
+fn write_pwfile(
+    cfg: &PgServer,
+    user: Option<&UnitUser>,
+    password: &str,
+) -> Result<PathBuf, PgError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
+    let _ = std::fs::remove_file(&pwfile);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&pwfile)
+        .map_err(io("cannot write", &pwfile))?;
+    f.write_all(password.as_bytes())
+        .map_err(io("cannot write", &pwfile))?;
+    give(&pwfile, user, 0o600)?;
+    Ok(pwfile)
+}
+
+/// `initdb` into `tmp` as the unit's user, with a clean environment.
+fn initdb_command(
+    cfg: &PgServer,
+    tmp: &Path,
+    pwfile: &Path,
+    user: Option<&UnitUser>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(cfg.bin("initdb"));
+    cmd.arg("-D")
+        .arg(tmp)
+        .arg(format!("--username={SUPERUSER}"))
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--data-checksums",
+        ])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    cmd
 }
 
 /// What `postmaster.pid` says about the data dir.

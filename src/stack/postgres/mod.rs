@@ -12,7 +12,7 @@ pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
 pub use provision::{init, rotate_role};
 
-use crate::config::model::{RuntimeName, ServiceSection};
+use crate::config::model::{Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
     blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, PgRotate, Probe,
@@ -125,7 +125,7 @@ pub fn init_name(unit: &str) -> String {
 /// The provisioning oneshot of the config's postgres unit: consumers depend on it
 /// (`completed`) so that their role, database and extensions exist before they start.
 pub fn init_unit_name(ctx: &PresetCtx) -> Option<String> {
-    ctx.find_preset("postgres").map(|(n, _)| init_name(n))
+    ctx.find_preset(Preset::Postgres).map(|(n, _)| init_name(n))
 }
 
 /// The dependency edge a consumer of the database adds (`NAME-init` completed).
@@ -140,7 +140,7 @@ pub fn init_dependency(ctx: &PresetCtx) -> Option<Dependency> {
 /// the database `db` of the config's postgres unit; None when there is no postgres preset
 /// or it does not list `db` in `databases`.
 pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
-    let (name, section) = ctx.find_preset("postgres")?;
+    let (name, section) = ctx.find_preset(Preset::Postgres)?;
     if !databases_of(section).iter().any(|d| d == db) {
         return None;
     }
@@ -362,12 +362,12 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
         None => None,
     };
     // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE.
-    let createrole = if ctx.find_preset("logto").is_some() && databases.iter().any(|d| d == "logto")
-    {
-        vec!["logto".to_string()]
-    } else {
-        Vec::new()
-    };
+    let createrole =
+        if ctx.find_preset(Preset::Logto).is_some() && databases.iter().any(|d| d == "logto") {
+            vec!["logto".to_string()]
+        } else {
+            Vec::new()
+        };
     let server = PgServer {
         unit: ctx.name.to_string(),
         bin_dir,
@@ -391,8 +391,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     let (cfg, mut issues) = resolve(ctx);
     e.issues.append(&mut issues);
-    let runtime = ctx.section.runtime.unwrap_or(ctx.cfg.stack.runtime);
-    if runtime == RuntimeName::Podman || ctx.section.image.is_some() {
+    if crate::stack::common::uses_podman(ctx.cfg, ctx.section) {
         e.issues.push(Issue::new(
             format!("{}.runtime", ctx.key),
             "the postgres preset runs PostgreSQL natively for now: set runtime = \"process\" and bin_dir",
