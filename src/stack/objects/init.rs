@@ -42,8 +42,34 @@ pub enum InitError {
     S3(#[from] S3Error),
     #[error("the object store at {endpoint} does not implement bucket policies (PutBucketPolicy answered NotImplemented); LobeChat needs anonymous GetObject on {bucket}/* — use RustFS or MinIO")]
     PolicyUnsupported { endpoint: String, bucket: String },
-    #[error("the bucket policy on {bucket} read back from the store is not exactly anonymous GetObject on {bucket}/*: {reason}")]
-    PolicyMismatch { bucket: String, reason: String },
+    #[error("the bucket policy on {bucket} read back from the store is not exactly anonymous GetObject on {bucket}/*: {problem}")]
+    PolicyMismatch {
+        bucket: String,
+        #[source]
+        problem: PolicyProblem,
+    },
+}
+
+/// How a bucket policy read back differs from anonymous GetObject on `BUCKET/*`.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyProblem {
+    #[error("not JSON ({source}): {json}")]
+    NotJson {
+        source: serde_json::Error,
+        json: String,
+    },
+    #[error("no Statement in {0}")]
+    NoStatement(String),
+    #[error("no statements")]
+    Empty,
+    #[error("statement with Effect {0}")]
+    Effect(String),
+    #[error("principal {0} is not anonymous")]
+    Principal(String),
+    #[error("actions {0:?} (only s3:GetObject allowed)")]
+    Actions(Vec<String>),
+    #[error("resources {found:?} (only {want})")]
+    Resources { found: Vec<String>, want: String },
 }
 
 /// What changed, for the log and for tests.
@@ -174,9 +200,9 @@ async fn ensure_public_read(
         Err(e) => return Err(e.into()),
     }
     let stored = retrying(started, warmup, log, || client.get_bucket_policy(b)).await?;
-    check_public_read_policy(&stored, b).map_err(|reason| InitError::PolicyMismatch {
+    check_public_read_policy(&stored, b).map_err(|problem| InitError::PolicyMismatch {
         bucket: b.into(),
-        reason,
+        problem,
     })?;
     log(format!(
         "bucket policy: anonymous s3:GetObject on arn:aws:s3:::{b}/* only (read back and checked)"
@@ -260,16 +286,19 @@ pub fn public_read_policy(bucket: &str) -> String {
 }
 
 /// Checks a stored policy grants exactly anonymous GetObject on `bucket/*`, nothing more.
-pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> {
+pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), PolicyProblem> {
     let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("not JSON ({e}): {json}"))?;
+        serde_json::from_str(json).map_err(|source| PolicyProblem::NotJson {
+            source,
+            json: json.into(),
+        })?;
     let statements = match &v["Statement"] {
         serde_json::Value::Array(a) => a.clone(),
         o @ serde_json::Value::Object(_) => vec![o.clone()],
-        _ => return Err(format!("no Statement in {json}")),
+        _ => return Err(PolicyProblem::NoStatement(json.into())),
     };
     if statements.is_empty() {
-        return Err("no statements".into());
+        return Err(PolicyProblem::Empty);
     }
     let want_resource = format!("arn:aws:s3:::{bucket}/*");
     for s in &statements {
@@ -278,7 +307,7 @@ pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> 
             if s["Effect"] == "Deny" {
                 continue;
             }
-            return Err(format!("statement with Effect {}", s["Effect"]));
+            return Err(PolicyProblem::Effect(s["Effect"].to_string()));
         }
         let principal_any = match &s["Principal"] {
             serde_json::Value::String(p) => p == "*",
@@ -286,15 +315,18 @@ pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> 
             _ => false,
         };
         if !principal_any {
-            return Err(format!("principal {} is not anonymous", s["Principal"]));
+            return Err(PolicyProblem::Principal(s["Principal"].to_string()));
         }
         let actions = string_set(&s["Action"]);
         if actions != ["s3:GetObject"] {
-            return Err(format!("actions {actions:?} (only s3:GetObject allowed)"));
+            return Err(PolicyProblem::Actions(actions));
         }
         let resources = string_set(&s["Resource"]);
         if resources != [want_resource.as_str()] {
-            return Err(format!("resources {resources:?} (only {want_resource})"));
+            return Err(PolicyProblem::Resources {
+                found: resources,
+                want: want_resource,
+            });
         }
     }
     Ok(())

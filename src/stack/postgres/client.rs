@@ -47,7 +47,7 @@ fn connect_error(e: tokio_postgres::Error, port: u16, user: &str, db: &str) -> P
         port,
         user: user.into(),
         db: db.into(),
-        reason: error_text(&e),
+        source: e,
     }
 }
 
@@ -109,16 +109,16 @@ pub async fn probe(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
         .map_err(|e| PgError::Sql {
             db: "postgres".into(),
             sql: "SELECT 1".into(),
-            reason: error_text(&e),
+            source: e,
         })?;
     let one: i32 = row.get(0);
     if one == 1 {
         Ok(())
     } else {
-        Err(PgError::Sql {
+        Err(PgError::Unexpected {
             db: "postgres".into(),
             sql: "SELECT 1".into(),
-            reason: format!("returned {one}"),
+            got: one.to_string(),
         })
     }
 }

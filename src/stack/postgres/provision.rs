@@ -4,7 +4,7 @@
 //! Every step reads the current state first and changes only what differs, so a second
 //! run changes nothing (not even a password hash's salt).
 
-use super::client::{connect, connect_superuser, error_text};
+use super::client::{connect, connect_superuser};
 use super::error::extension_package;
 use super::{PgConfig, PgError, PgServer, SUPERUSER};
 use crate::plan::{SecretKind, TaskContext};
@@ -33,7 +33,7 @@ async fn exec(c: &Client, db: &str, sql: &str) -> Result<(), PgError> {
     c.batch_execute(sql).await.map_err(|e| PgError::Sql {
         db: db.into(),
         sql: redact(sql),
-        reason: error_text(&e),
+        source: e,
     })
 }
 
@@ -49,7 +49,7 @@ async fn exists(
         .map_err(|e| PgError::Sql {
             db: db.into(),
             sql: sql.into(),
-            reason: error_text(&e),
+            source: e,
         })
 }
 
@@ -74,7 +74,7 @@ async fn server_major(su: &Client) -> Result<String, PgError> {
         .map_err(|e| PgError::Sql {
             db: "postgres".into(),
             sql: sql.into(),
-            reason: error_text(&e),
+            source: e,
         })?;
     Ok(version
         .parse::<u32>()
@@ -120,7 +120,7 @@ async fn ensure_role(
         .map_err(|e| PgError::Sql {
             db: "postgres".into(),
             sql: "SELECT … FROM pg_roles".into(),
-            reason: error_text(&e),
+            source: e,
         })?;
     let Some(r) = attrs else {
         let sql = format!(
@@ -291,7 +291,7 @@ pub async fn rotate_role(srv: &PgServer, ctx: &TaskContext, role: &str) -> Resul
             return Err(PgError::Sql {
                 db: "postgres".into(),
                 sql: "SELECT 1 FROM pg_roles".into(),
-                reason: error_text(&e),
+                source: e,
             })
         }
     }
