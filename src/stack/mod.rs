@@ -81,3 +81,29 @@ pub(crate) fn init_unit(name: &str, key: &str, origin: &str, server: &str, exec:
     };
     u
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{build, BuildOptions};
+
+    #[test]
+    fn an_unknown_preset_is_one_issue_naming_the_known_ones() {
+        let text = "[services.db]\npreset = \"mysql\"\n".to_string();
+        let (cfg, src) = crate::config::load_str("t.toml", None, text).unwrap();
+        let err = build(&cfg, &src, BuildOptions { check_host: false })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.db.preset")
+                && err.contains(
+                    "unknown preset \"mysql\"; this build knows: postgres, rustfs, minio, logto, lobechat"
+                ),
+            "{err}"
+        );
+        // Not expanded as a generic unit: no follow-up "needs command".
+        assert!(
+            err.contains("1 problem") && !err.contains("command"),
+            "{err}"
+        );
+    }
+}
