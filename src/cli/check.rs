@@ -69,7 +69,7 @@ fn render(plan: &Plan) -> String {
                 let _ = writeln!(o, "  exec {}", shell_words(c));
             }
             (_, Exec::Task(t)) => {
-                let _ = writeln!(o, "  task {}", t.describe);
+                let _ = writeln!(o, "  task {}", t.summary());
             }
         }
         if let Some(user) = &u.user {

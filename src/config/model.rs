@@ -176,8 +176,8 @@ pub struct RouteSection {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
-    /// "postgres" | "rustfs" | "minio" | "logto" | "lobechat"; absent = a generic unit.
-    pub preset: Option<String>,
+    /// The component this section configures; absent = a generic unit.
+    pub preset: Option<Preset>,
     /// `false` leaves the unit out of the plan (handy to switch off a preset).
     pub enabled: Option<bool>,
     pub runtime: Option<RuntimeName>,
@@ -418,5 +418,61 @@ impl<'de> Deserialize<'de> for GpuUse {
                 "expected true/false or a table { min_free = \"8GiB\", … }",
             )),
         }
+    }
+}
+
+/// `preset = "…"`: the components this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Postgres,
+    Rustfs,
+    Minio,
+    Logto,
+    Lobechat,
+}
+
+impl Preset {
+    /// Every preset, in the order `check` lists them.
+    pub const ALL: [Preset; 5] = [
+        Preset::Postgres,
+        Preset::Rustfs,
+        Preset::Minio,
+        Preset::Logto,
+        Preset::Lobechat,
+    ];
+
+    /// The name written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Postgres => "postgres",
+            Preset::Rustfs => "rustfs",
+            Preset::Minio => "minio",
+            Preset::Logto => "logto",
+            Preset::Lobechat => "lobechat",
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// By hand rather than derived: an unknown name gets the list of known ones.
+impl<'de> Deserialize<'de> for Preset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                serde::de::Error::custom(format!(
+                    "unknown preset {name:?}; this build knows: {}",
+                    known.join(", ")
+                ))
+            })
     }
 }

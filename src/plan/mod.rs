@@ -11,13 +11,17 @@ mod host_checks;
 mod proxy_plan;
 mod section;
 mod task;
+#[cfg(test)]
+mod taskspec_tests;
 
 pub use build::{build, build_from_file, BuildOptions};
 pub use env::{Encoding, EnvPart, EnvValue};
 pub use graph::{dependents_closure, start_order};
 pub use host_checks::find_executable;
 pub use section::blank_unit;
-pub use task::{BoxFuture, Task, TaskContext, TaskFn};
+pub use task::{
+    BoxFuture, CustomError, CustomTask, PgRotate, TaskContext, TaskError, TaskFn, TaskSpec,
+};
 
 use crate::config::model::{GpuEnabled, TlsMode};
 use nix::sys::signal::Signal;
@@ -121,7 +125,7 @@ pub struct Unit {
     pub gpu: Option<GpuPolicy>,
     /// Runs before every start of the process (e.g. initdb once, stale pid file checks);
     /// an error fails this start attempt and counts like a crash.
-    pub prepare: Option<Task>,
+    pub prepare: Option<TaskSpec>,
     /// "generic" or "preset NAME", for show-config and error messages.
     pub origin: String,
     /// Config key this unit came from (`services.NAME`), for error messages.
@@ -135,7 +139,7 @@ pub enum Exec {
     /// argv; for podman an empty argv means the image's own command.
     Command(Vec<String>),
     /// A Rust function run inside the daemon (provisioning oneshots).
-    Task(Task),
+    Task(TaskSpec),
 }
 
 /// How the process exists.
@@ -203,7 +207,7 @@ pub enum Probe {
     /// Healthy once a line containing this text was logged.
     Log(String),
     /// A Rust check (e.g. `SELECT 1`).
-    Task(Task),
+    Task(TaskSpec),
 }
 
 /// `restart = …`.
@@ -269,7 +273,7 @@ pub struct SecretSpec {
     /// Units restarted after `secrets rotate`.
     pub consumers: Vec<String>,
     /// Applies a new value where it is used (e.g. ALTER ROLE) before consumers restart.
-    pub rotate: Option<Task>,
+    pub rotate: Option<TaskSpec>,
     /// One line for `secrets list`.
     pub description: String,
 }

@@ -5,7 +5,8 @@ use crate::config::model::*;
 use crate::config::Issue;
 use std::path::{Path, PathBuf};
 
-use super::build::{absolute, BuildOptions};
+use super::build::BuildOptions;
+use crate::stack::common::{absolute, pki_dir};
 
 pub(super) fn proxy_plan(
     p: &ProxySection,
@@ -16,7 +17,7 @@ pub(super) fn proxy_plan(
     opts: BuildOptions,
     issues: &mut Vec<Issue>,
 ) -> ProxyPlan {
-    let pki_dir = stack.data_dir.join("pki");
+    let pki_dir = pki_dir(stack);
     let mut sites: Vec<Site> = Vec::new();
     for (i, s) in p.site.iter().enumerate() {
         let key = format!("proxy.site.{i}");

@@ -7,7 +7,7 @@ use crate::config::Issue;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::build::{absolute, effective_runtime};
+use crate::stack::common::{absolute, uses_podman};
 
 /// A unit with the generic defaults; presets start from this too.
 pub fn blank_unit(name: &str, key: &str, origin: &str) -> Unit {
@@ -44,18 +44,53 @@ pub fn blank_unit(name: &str, key: &str, origin: &str) -> Unit {
     }
 }
 
+/// Where a section is applied: the whole file, the stack, the config's folder, its key.
+pub(super) struct SectionEnv<'a> {
+    pub cfg: &'a ConfigFile,
+    pub stack: &'a StackInfo,
+    /// Folder of the config file (relative paths).
+    pub base: &'a Path,
+    /// `services.NAME`, for issues.
+    pub key: &'a str,
+}
+
 /// Applies what the operator wrote over the defaults (or over the preset's choices).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn apply_section(
     u: &mut Unit,
     svc: &ServiceSection,
-    cfg: &ConfigFile,
-    stack: &StackInfo,
-    base: &Path,
-    key: &str,
+    env: &SectionEnv,
     issues: &mut Vec<Issue>,
     secrets: &mut BTreeMap<String, SecretSpec>,
 ) {
+    let key = env.key;
+    apply_exec(u, svc, key, issues);
+    if uses_podman(env.cfg, svc) {
+        apply_podman(u, svc, env.stack, key, issues);
+    } else if svc.image.is_some() {
+        // `runtime = "process"` wins over an image (and over a preset's container).
+        u.runtime = Runtime::Process;
+    }
+    apply_process(u, svc, env.base, secrets);
+    if let Some(h) = &svc.health {
+        u.health = health_from(h, &format!("{key}.health"), issues, u.health.as_ref());
+    }
+    apply_restarts(u, svc, key, issues);
+    apply_stop(u, svc, key, issues);
+    if let Some(GpuUse::Policy(p)) = &svc.gpu {
+        u.gpu = Some(GpuPolicy {
+            min_free: p.min_free.map(|b| b.0),
+            max_used: p.max_used.map(|b| b.0),
+            grace: p.grace.map(|d| d.0).unwrap_or(Duration::from_secs(120)),
+            wait_timeout: p
+                .wait_timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(600)),
+        });
+    }
+}
+
+/// `kind` and `command`.
+fn apply_exec(u: &mut Unit, svc: &ServiceSection, key: &str, issues: &mut Vec<Issue>) {
     if let Some(k) = svc.kind {
         u.kind = match k {
             KindName::Longrun => UnitKind::Longrun,
@@ -71,38 +106,15 @@ pub(super) fn apply_section(
         }
         u.exec = Exec::Command(c.clone());
     }
-    let runtime = effective_runtime(cfg, svc);
-    if runtime == RuntimeName::Podman || svc.image.is_some() {
-        match (&svc.image, &u.runtime) {
-            (Some(image), prev) => {
-                // A preset's own volumes (its data dir) stay; the operator's are added.
-                let mut volumes = match prev {
-                    Runtime::Podman(p) => p.volumes.clone(),
-                    Runtime::Process => Vec::new(),
-                };
-                volumes.extend(svc.volumes.iter().map(|v| resolve_volume(v, stack)));
-                let gpu_devices = match &svc.gpu {
-                    Some(GpuUse::Flag(b)) => *b,
-                    Some(GpuUse::Policy(p)) => p.devices.unwrap_or(true),
-                    None => false,
-                };
-                u.runtime = Runtime::Podman(PodmanSpec {
-                    image: image.clone(),
-                    volumes,
-                    init: svc.init.unwrap_or(true),
-                    gpu_devices,
-                });
-            }
-            (None, Runtime::Podman(_)) => {}
-            (None, Runtime::Process) => issues.push(Issue::new(
-                format!("{key}.image"),
-                "runtime = \"podman\" needs image = \"registry/name:tag\" (loaded offline with `prometheus-stack bundle import`)",
-            )),
-        }
-        if runtime == RuntimeName::Process && svc.runtime == Some(RuntimeName::Process) {
-            u.runtime = Runtime::Process;
-        }
-    }
+}
+
+/// What the process sees: workdir, env, env files, user, group, ports.
+fn apply_process(
+    u: &mut Unit,
+    svc: &ServiceSection,
+    base: &Path,
+    secrets: &mut BTreeMap<String, SecretSpec>,
+) {
     if let Some(w) = &svc.workdir {
         u.workdir = Some(absolute(base, w));
     }
@@ -124,9 +136,10 @@ pub(super) fn apply_section(
     for (k, v) in &svc.ports {
         u.ports.insert(k.clone(), *v);
     }
-    if let Some(h) = &svc.health {
-        u.health = health_from(h, &format!("{key}.health"), issues, u.health.as_ref());
-    }
+}
+
+/// `restart`, `backoff` and `crash_loop`.
+fn apply_restarts(u: &mut Unit, svc: &ServiceSection, key: &str, issues: &mut Vec<Issue>) {
     if let Some(r) = svc.restart {
         u.restart = match r {
             RestartName::Always => RestartPolicy::Always,
@@ -165,6 +178,10 @@ pub(super) fn apply_section(
             u.crash_loop.window = w.0;
         }
     }
+}
+
+/// `stop_signal` and `stop_timeout`.
+fn apply_stop(u: &mut Unit, svc: &ServiceSection, key: &str, issues: &mut Vec<Issue>) {
     if let Some(s) = &svc.stop_signal {
         let name = if s.starts_with("SIG") {
             s.clone()
@@ -182,21 +199,41 @@ pub(super) fn apply_section(
     if let Some(t) = svc.stop_timeout {
         u.stop_timeout = t.0;
     }
-    if let Some(GpuUse::Policy(p)) = &svc.gpu {
-        u.gpu = Some(GpuPolicy {
-            min_free: p.min_free.map(|b| b.0),
-            max_used: p.max_used.map(|b| b.0),
-            grace: p.grace.map(|d| d.0).unwrap_or(Duration::from_secs(120)),
-            wait_timeout: p
-                .wait_timeout
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(600)),
-        });
-    }
-    if matches!(u.exec, Exec::Command(ref c) if c.is_empty())
-        && matches!(u.runtime, Runtime::Process)
-    {
-        // Reported once by the generic check above or by the preset.
+}
+
+/// The container settings: the operator's image over the preset's, volumes added to the
+/// preset's own (its data dir), GPUs passed in when asked.
+fn apply_podman(
+    u: &mut Unit,
+    svc: &ServiceSection,
+    stack: &StackInfo,
+    key: &str,
+    issues: &mut Vec<Issue>,
+) {
+    match (&svc.image, &u.runtime) {
+        (Some(image), prev) => {
+            let mut volumes = match prev {
+                Runtime::Podman(p) => p.volumes.clone(),
+                Runtime::Process => Vec::new(),
+            };
+            volumes.extend(svc.volumes.iter().map(|v| resolve_volume(v, stack)));
+            let gpu_devices = match &svc.gpu {
+                Some(GpuUse::Flag(b)) => *b,
+                Some(GpuUse::Policy(p)) => p.devices.unwrap_or(true),
+                None => false,
+            };
+            u.runtime = Runtime::Podman(PodmanSpec {
+                image: image.clone(),
+                volumes,
+                init: svc.init.unwrap_or(true),
+                gpu_devices,
+            });
+        }
+        (None, Runtime::Podman(_)) => {}
+        (None, Runtime::Process) => issues.push(Issue::new(
+            format!("{key}.image"),
+            "runtime = \"podman\" needs image = \"registry/name:tag\" (loaded offline with `prometheus-stack bundle import`)",
+        )),
     }
 }
 

@@ -1,25 +1,19 @@
 //! An in-daemon Rust task run like a process (provisioning oneshots).
 
 use super::ExitInfo;
-use crate::plan::{BoxFuture, Task, TaskContext};
+use crate::plan::{TaskContext, TaskError, TaskSpec};
 use tokio::task::JoinHandle;
-
-/// Runs an in-daemon task: the one place the supervisor turns a plan's task into work
-/// (unit tasks, prepare hooks, probe tasks), so the task's representation changes here only.
-pub fn run(task: &Task, ctx: TaskContext) -> BoxFuture<Result<(), String>> {
-    (task.run)(ctx)
-}
 
 /// A running task.
 pub struct TaskChild {
-    handle: Option<JoinHandle<Result<(), String>>>,
+    handle: Option<JoinHandle<Result<(), TaskError>>>,
     exit: Option<ExitInfo>,
 }
 
 impl TaskChild {
     /// Starts the task on the runtime.
-    pub fn spawn(task: &Task, ctx: TaskContext) -> Self {
-        let fut = run(task, ctx);
+    pub fn spawn(task: &TaskSpec, ctx: TaskContext) -> Self {
+        let fut = task.run(ctx);
         TaskChild {
             handle: Some(tokio::spawn(fut)),
             exit: None,
@@ -34,7 +28,7 @@ impl TaskChild {
         let info = match self.handle.as_mut() {
             Some(h) => match h.await {
                 Ok(Ok(())) => ExitInfo::code(0),
-                Ok(Err(e)) => ExitInfo::error(e),
+                Ok(Err(e)) => ExitInfo::error(e.to_string()),
                 Err(e) if e.is_panic() => ExitInfo::error("task panicked"),
                 Err(_) => ExitInfo::error("task stopped"),
             },

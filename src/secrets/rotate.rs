@@ -109,11 +109,11 @@ where
             secrets: store.clone(),
             log: log.clone(),
         };
-        if let Err(reason) = (task.run)(ctx).await {
+        if let Err(e) = task.run(ctx).await {
             let _ = std::fs::remove_file(store.path(&pending));
             return Err(RotateError::Apply {
                 name: name.into(),
-                reason,
+                reason: e.to_string(),
             });
         }
     }

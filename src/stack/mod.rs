@@ -1,6 +1,6 @@
 //! Component knowledge: each preset turns a few config lines into units, secrets and routes.
 
-use crate::config::model::{ConfigFile, ServiceSection};
+use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
     blank_unit, Backoff, Condition, Dependency, Exec, RestartPolicy, Route, SecretSpec, StackInfo,
@@ -9,10 +9,12 @@ use crate::plan::{
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod common;
 pub mod lobechat;
 pub mod logto;
 pub mod objects;
 pub mod postgres;
+pub mod tasks;
 
 /// What a preset sees: the whole file (to find its peers) and its own section.
 pub struct PresetCtx<'a> {
@@ -29,11 +31,11 @@ pub struct PresetCtx<'a> {
 
 impl PresetCtx<'_> {
     /// The first unit in the config using this preset: (name, section).
-    pub fn find_preset(&self, preset: &str) -> Option<(&str, &ServiceSection)> {
+    pub fn find_preset(&self, preset: Preset) -> Option<(&str, &ServiceSection)> {
         self.cfg
             .services
             .iter()
-            .find(|(_, s)| s.preset.as_deref() == Some(preset) && s.enabled != Some(false))
+            .find(|(_, s)| s.preset == Some(preset) && s.enabled != Some(false))
             .map(|(n, s)| (n.as_str(), s))
     }
 }
@@ -50,34 +52,15 @@ pub struct Expansion {
     pub warnings: Vec<String>,
 }
 
-/// Presets this build knows.
-pub const PRESETS: &[&str] = &["postgres", "rustfs", "minio", "logto", "lobechat"];
-
 /// Expands `preset = "…"` for one section.
-pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
+pub fn expand(preset: Preset, ctx: &PresetCtx) -> Expansion {
     match preset {
-        "postgres" => postgres::expand(ctx),
-        "rustfs" | "minio" => objects::expand(preset, ctx),
-        "logto" => logto::expand(ctx),
-        "lobechat" => lobechat::expand(ctx),
-        _ => unknown(preset, ctx),
+        Preset::Postgres => postgres::expand(ctx),
+        Preset::Rustfs => objects::expand(objects::Flavor::RustFs, ctx),
+        Preset::Minio => objects::expand(objects::Flavor::Minio, ctx),
+        Preset::Logto => logto::expand(ctx),
+        Preset::Lobechat => lobechat::expand(ctx),
     }
-}
-
-fn unknown(preset: &str, ctx: &PresetCtx) -> Expansion {
-    let mut e = Expansion::default();
-    e.issues.push(Issue::new(
-        format!("{}.preset", ctx.key),
-        format!(
-            "unknown preset {preset:?}; this build knows: {}",
-            if PRESETS.is_empty() {
-                "none yet".to_string()
-            } else {
-                PRESETS.join(", ")
-            }
-        ),
-    ));
-    e
 }
 
 /// A provisioning oneshot (`NAME-init`) that runs `exec` once `server` is healthy and is
@@ -97,4 +80,30 @@ pub(crate) fn init_unit(name: &str, key: &str, origin: &str, server: &str, exec:
         reset_after: std::time::Duration::from_secs(60),
     };
     u
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{build, BuildOptions};
+
+    #[test]
+    fn an_unknown_preset_is_one_issue_naming_the_known_ones() {
+        let text = "[services.db]\npreset = \"mysql\"\n".to_string();
+        let (cfg, src) = crate::config::load_str("t.toml", None, text).unwrap();
+        let err = build(&cfg, &src, BuildOptions { check_host: false })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.db.preset")
+                && err.contains(
+                    "unknown preset \"mysql\"; this build knows: postgres, rustfs, minio, logto, lobechat"
+                ),
+            "{err}"
+        );
+        // Not expanded as a generic unit: no follow-up "needs command".
+        assert!(
+            err.contains("1 problem") && !err.contains("command"),
+            "{err}"
+        );
+    }
 }

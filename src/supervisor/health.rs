@@ -40,18 +40,15 @@ async fn run(p: &Probe, timeout: Duration, ctx: ProbeCtx<'_>) -> Result<(), Stri
             .map(|_| ())
             .map_err(|e| format!("tcp {addr}: {e}")),
         Probe::Exec(argv) => exec(ctx.plan, ctx.unit, argv, timeout).await,
-        Probe::Task(t) => {
-            crate::runtime::task::run(
-                t,
-                TaskContext {
-                    unit: ctx.unit.to_string(),
-                    plan: ctx.plan.clone(),
-                    secrets: ctx.secrets.clone(),
-                    log: ctx.log.as_fn(),
-                },
-            )
+        Probe::Task(t) => t
+            .run(TaskContext {
+                unit: ctx.unit.to_string(),
+                plan: ctx.plan.clone(),
+                secrets: ctx.secrets.clone(),
+                log: ctx.log.as_fn(),
+            })
             .await
-        }
+            .map_err(|e| e.to_string()),
         Probe::Log(_) => unreachable!("handled by log_probe"),
     }
 }

@@ -18,13 +18,24 @@ pub fn spec(consumer: &str) -> SecretSpec {
     }
 }
 
+/// Why a JWKS_KEY given by the operator is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("not JSON ({0})")]
+    NotJson(#[source] serde_json::Error),
+    #[error("needs {{\"keys\": [ … ]}}")]
+    NoKeys,
+    #[error("needs an RSA private key (kty RSA, alg RS256, with d, p, q, dp, dq, qi)")]
+    NoPrivateKey,
+}
+
 /// Why `text` is not a usable JWKS_KEY, if it is not.
-pub fn check(text: &str) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+pub fn check(text: &str) -> Result<(), JwksError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(JwksError::NotJson)?;
     let keys = v
         .get("keys")
         .and_then(|k| k.as_array())
-        .ok_or("needs {\"keys\": [ … ]}")?;
+        .ok_or(JwksError::NoKeys)?;
     let usable = keys.iter().any(|k| {
         k.get("kty").and_then(|x| x.as_str()) == Some("RSA")
             && k.get("alg").and_then(|x| x.as_str()).unwrap_or("RS256") == "RS256"
@@ -35,7 +46,7 @@ pub fn check(text: &str) -> Result<(), String> {
     if usable {
         Ok(())
     } else {
-        Err("needs an RSA private key (kty RSA, alg RS256, with d, p, q, dp, dq, qi)".into())
+        Err(JwksError::NoPrivateKey)
     }
 }
 
@@ -46,7 +57,7 @@ mod tests {
     #[test]
     fn generated_sets_pass_and_public_keys_do_not() {
         let good = crate::secrets::generate("x", &SecretKind::RsaJwks).unwrap();
-        assert_eq!(check(&good), Ok(()));
+        assert!(check(&good).is_ok());
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v["keys"][0].as_object_mut().unwrap().remove("d");
         assert!(check(&v.to_string()).is_err());

@@ -7,17 +7,17 @@
 pub mod env;
 pub mod jwks;
 
-use crate::config::model::{ConfigFile, ServiceSection, TlsMode};
+use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
     blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, RestartPolicy,
-    Route, RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
+    Route, RouteAction, Runtime, SecretKind, SecretSpec, Unit, UnitKind,
 };
-use crate::stack::logto::{
-    self, absolute, env_override, node_program, origins, peers, uses_podman,
-};
+use crate::stack::common::{absolute, ca_bundle, https_origin, node_program, uses_podman};
+use crate::stack::logto::{self, env_override, origins, peers};
 use crate::stack::{Expansion, PresetCtx};
 use env::{Edition, Inputs, Sso};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// LobeChat's port (the image's `PORT`).
@@ -30,6 +30,140 @@ pub const AUTH_SECRET: &str = "lobechat-auth-secret";
 /// LobeChat's public URL, `https://lobe.DOMAIN[:PORT]`, no trailing slash.
 pub fn app_url(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result<String, Issue> {
     origins::public_origin(cfg, section, "lobe", key)
+}
+
+/// Logto as LobeChat's SSO provider, when the config has a logto unit.
+fn sso(ctx: &PresetCtx, warnings: &mut Vec<String>) -> Option<Sso> {
+    let Some((_, ls)) = ctx.find_preset(Preset::Logto) else {
+        warnings.push(format!(
+            "{}: no unit with preset = \"logto\": LobeChat gets no SSO provider (set AUTH_* in env yourself)",
+            ctx.key
+        ));
+        return None;
+    };
+    // The logto preset reports its own host problem.
+    let issuer = logto::issuer(ctx.cfg, ls, "services.logto").ok()?;
+    Some(Sso {
+        client_id: logto::LOBECHAT_CLIENT_ID.into(),
+        client_secret: EnvValue::secret(logto::LOBECHAT_CLIENT_SECRET),
+        issuer,
+    })
+}
+
+/// What LobeChat's env is made from: its URL, its peers' URLs and keys, the secrets.
+fn inputs(ctx: &PresetCtx, app_url: &str, e: &mut Expansion) -> Inputs {
+    let (s, key) = (ctx.section, ctx.key.as_str());
+    let database_url =
+        env_override(s, "DATABASE_URL").or_else(|| peers::database_url(ctx, "lobechat"));
+    if database_url.is_none() {
+        e.issues.push(Issue::new(
+            format!("{key}.env.DATABASE_URL"),
+            "missing: add a unit with preset = \"postgres\" or set env.DATABASE_URL = \"postgres://…/lobechat\"",
+        ));
+    }
+    let sso = sso(ctx, &mut e.warnings);
+    let s3 = peers::lobechat_s3_env(ctx).unwrap_or_default();
+    if s3.is_empty() && !s.env.keys().any(|k| k.starts_with("S3_")) {
+        e.warnings.push(format!(
+            "{key}: no object-store preset (rustfs, minio) and no S3_* in env: file uploads will not work"
+        ));
+    }
+    Inputs {
+        app_url: app_url.to_string(),
+        port: s.port.unwrap_or(DEFAULT_PORT),
+        database_url,
+        sso,
+        s3,
+        ca_bundle: ca_bundle(ctx.cfg, ctx.stack),
+        key_vaults_secret: KEY_VAULTS_SECRET.into(),
+        auth_secret: AUTH_SECRET.into(),
+        jwks_secret: jwks::SECRET.into(),
+    }
+}
+
+/// Provisioning done by the peers (database, bucket, OIDC client) and Logto healthy.
+fn peer_dependencies(ctx: &PresetCtx) -> Vec<Dependency> {
+    let mut deps: Vec<Dependency> = Vec::new();
+    deps.extend(peers::postgres_init(ctx));
+    deps.extend(peers::objects_init(ctx));
+    if let Some((ln, _)) = ctx.find_preset(Preset::Logto) {
+        deps.push(Dependency {
+            unit: format!("{ln}-provision"),
+            condition: Condition::Completed,
+        });
+        deps.push(Dependency {
+            unit: ln.to_string(),
+            condition: Condition::Healthy,
+        });
+    }
+    deps
+}
+
+/// `NAME-migrate` (native only): drizzle migrations with the server's database env.
+fn migrate_unit(ctx: &PresetCtx, dir: &std::path::Path, server: &Unit) -> Unit {
+    let mut m = blank_unit(
+        &format!("{}-migrate", ctx.name),
+        &ctx.key,
+        "preset lobechat (database migrations)",
+    );
+    m.kind = UnitKind::Oneshot;
+    m.restart = RestartPolicy::OnFailure;
+    m.workdir = Some(dir.to_path_buf());
+    m.exec = Exec::Command(vec![node_program(ctx.section), "docker.cjs".into()]);
+    for k in [
+        "DATABASE_URL",
+        "DATABASE_DRIVER",
+        "NODE_ENV",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        if let Some(v) = server.env.get(k) {
+            m.env.insert(k.into(), v.clone());
+        }
+    }
+    m.depends_on = peers::postgres_init(ctx).into_iter().collect();
+    m
+}
+
+/// In a container: the image's startServer.js (it migrates by itself), and the CA folder
+/// mounted read-only at the host path NODE_EXTRA_CA_CERTS names.
+fn podman_server(u: &mut Unit, s: &ServiceSection, ca_bundle: Option<&std::path::Path>) {
+    u.exec = Exec::Command(Vec::new());
+    if let Some(ca) = ca_bundle {
+        let dir = ca.parent().unwrap_or(ca).display().to_string();
+        u.runtime = Runtime::Podman(PodmanSpec {
+            image: s.image.clone().unwrap_or_default(),
+            volumes: vec![format!("{dir}:{dir}:ro")],
+            init: true,
+            gpu_devices: false,
+        });
+    }
+}
+
+/// KEY_VAULTS_SECRET, AUTH_SECRET and (v2) the JWKS key.
+fn secrets(name: &str, edition: Edition) -> BTreeMap<String, SecretSpec> {
+    let mut out = BTreeMap::new();
+    for (secret, what) in [
+        (
+            KEY_VAULTS_SECRET,
+            "LobeChat KEY_VAULTS_SECRET: encrypts users' API keys in the database",
+        ),
+        (AUTH_SECRET, "LobeChat AUTH_SECRET: signs login sessions"),
+    ] {
+        out.insert(
+            secret.into(),
+            SecretSpec {
+                kind: SecretKind::Random { bytes: 32 },
+                owner: None,
+                consumers: vec![name.to_string()],
+                rotate: None,
+                description: what.into(),
+            },
+        );
+    }
+    if edition == Edition::V2 {
+        out.insert(jwks::SECRET.into(), jwks::spec(name));
+    }
+    out
 }
 
 /// Expands `preset = "lobechat"`.
@@ -51,92 +185,15 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             return e;
         }
     };
-    let app_url = origins::https_origin(cfg, &host);
-    let port = s.port.unwrap_or(DEFAULT_PORT);
-    let podman = uses_podman(cfg, s);
-
-    let database_url =
-        env_override(s, "DATABASE_URL").or_else(|| peers::database_url(ctx, "lobechat"));
-    if database_url.is_none() {
-        e.issues.push(Issue::new(
-            format!("{key}.env.DATABASE_URL"),
-            "missing: add a unit with preset = \"postgres\" or set env.DATABASE_URL = \"postgres://…/lobechat\"",
-        ));
-    }
-    let logto_peer = ctx.find_preset("logto");
-    let sso = match logto_peer {
-        Some((_, ls)) => match logto::issuer(cfg, ls, "services.logto") {
-            Ok(issuer) => Some(Sso {
-                client_id: logto::LOBECHAT_CLIENT_ID.into(),
-                client_secret: EnvValue::secret(logto::LOBECHAT_CLIENT_SECRET),
-                issuer,
-            }),
-            // The logto preset reports its own host problem.
-            Err(_) => None,
-        },
-        None => {
-            e.warnings.push(format!(
-                "{key}: no unit with preset = \"logto\": LobeChat gets no SSO provider (set AUTH_* in env yourself)"
-            ));
-            None
-        }
-    };
-    let s3 = peers::lobechat_s3_env(ctx).unwrap_or_default();
-    if s3.is_empty() && !s.env.keys().any(|k| k.starts_with("S3_")) {
-        e.warnings.push(format!(
-            "{key}: no object-store preset (rustfs, minio) and no S3_* in env: file uploads will not work"
-        ));
-    }
-    let ca_bundle = cfg
-        .proxy
-        .as_ref()
-        .filter(|p| p.tls == TlsMode::Internal)
-        .map(|_| ctx.stack.data_dir.join("pki").join("ca.crt"));
-    let inputs = Inputs {
-        app_url: app_url.clone(),
-        port,
-        database_url: database_url.clone(),
-        sso,
-        s3,
-        ca_bundle: ca_bundle.clone(),
-        key_vaults_secret: KEY_VAULTS_SECRET.into(),
-        auth_secret: AUTH_SECRET.into(),
-        jwks_secret: jwks::SECRET.into(),
-    };
-
-    let mut deps: Vec<Dependency> = Vec::new();
-    deps.extend(peers::postgres_init(ctx));
-    deps.extend(peers::objects_init(ctx));
-    if let Some((ln, _)) = logto_peer {
-        deps.push(Dependency {
-            unit: format!("{ln}-provision"),
-            condition: Condition::Completed,
-        });
-        deps.push(Dependency {
-            unit: ln.to_string(),
-            condition: Condition::Healthy,
-        });
-    }
-
-    let node = node_program(s);
+    let inputs = inputs(ctx, &https_origin(cfg, &host), &mut e);
+    let port = inputs.port;
+    let mut deps = peer_dependencies(ctx);
     let mut u = blank_unit(name, key, "preset lobechat");
     u.kind = UnitKind::Longrun;
     u.env = env::build(edition, &inputs);
     u.port = Some(port);
-    if podman {
-        // The image's startServer.js runs the migrations, then server.js.
-        u.exec = Exec::Command(Vec::new());
-        // NODE_EXTRA_CA_CERTS names a host path: the container sees the CA folder
-        // read-only at the same path (the operator's volumes are added to this one).
-        if let Some(ca) = &ca_bundle {
-            let dir = ca.parent().unwrap_or(ca).display().to_string();
-            u.runtime = Runtime::Podman(PodmanSpec {
-                image: s.image.clone().unwrap_or_default(),
-                volumes: vec![format!("{dir}:{dir}:ro")],
-                init: true,
-                gpu_devices: false,
-            });
-        }
+    if uses_podman(cfg, s) {
+        podman_server(&mut u, s, inputs.ca_bundle.as_deref());
     } else {
         let Some(dir) = s.release_dir.as_ref().map(|d| absolute(ctx.base_dir, d)) else {
             e.issues.push(Issue::new(
@@ -145,33 +202,14 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             ));
             return e;
         };
-        let mut m = blank_unit(
-            &format!("{name}-migrate"),
-            key,
-            "preset lobechat (database migrations)",
-        );
-        m.kind = UnitKind::Oneshot;
-        m.restart = RestartPolicy::OnFailure;
-        m.workdir = Some(dir.clone());
-        m.exec = Exec::Command(vec![node.clone(), "docker.cjs".into()]);
-        for k in [
-            "DATABASE_URL",
-            "DATABASE_DRIVER",
-            "NODE_ENV",
-            "NODE_EXTRA_CA_CERTS",
-        ] {
-            if let Some(v) = u.env.get(k) {
-                m.env.insert(k.into(), v.clone());
-            }
-        }
-        m.depends_on = peers::postgres_init(ctx).into_iter().collect();
+        let m = migrate_unit(ctx, &dir, &u);
         deps.push(Dependency {
             unit: m.name.clone(),
             condition: Condition::Completed,
         });
         e.units.push(m);
         u.workdir = Some(dir);
-        u.exec = Exec::Command(vec![node, "server.js".into()]);
+        u.exec = Exec::Command(vec![node_program(s), "server.js".into()]);
     }
     u.depends_on = deps;
     u.health = Some(Health {
@@ -185,33 +223,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         start_period: Duration::from_secs(120),
     });
     e.units.push(u);
-
-    for (secret, kind, what) in [
-        (
-            KEY_VAULTS_SECRET,
-            SecretKind::Random { bytes: 32 },
-            "LobeChat KEY_VAULTS_SECRET: encrypts users' API keys in the database",
-        ),
-        (
-            AUTH_SECRET,
-            SecretKind::Random { bytes: 32 },
-            "LobeChat AUTH_SECRET: signs login sessions",
-        ),
-    ] {
-        e.secrets.insert(
-            secret.into(),
-            SecretSpec {
-                kind,
-                owner: None,
-                consumers: vec![name.to_string()],
-                rotate: None,
-                description: what.into(),
-            },
-        );
-    }
-    if edition == Edition::V2 {
-        e.secrets.insert(jwks::SECRET.into(), jwks::spec(name));
-    }
+    e.secrets = secrets(name, edition);
     e.routes.push((
         host,
         Route {

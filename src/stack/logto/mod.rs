@@ -23,12 +23,13 @@ pub mod provision;
 mod seed;
 pub mod tenant_db;
 
-use crate::config::model::{ConfigFile, RuntimeName, ServiceSection};
+use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
     blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, Route,
     RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
 };
+use crate::stack::common::{absolute, https_origin, node_program, uses_podman};
 use crate::stack::{Expansion, PresetCtx};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,23 +53,6 @@ pub fn endpoint(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result
 /// The OIDC issuer LobeChat must be given: `ENDPOINT/oidc`.
 pub fn issuer(cfg: &ConfigFile, section: &ServiceSection, key: &str) -> Result<String, Issue> {
     endpoint(cfg, section, key).map(|e| format!("{e}/oidc"))
-}
-
-/// Whether a preset section runs in a container (same rule as the plan builder).
-pub(crate) fn uses_podman(cfg: &ConfigFile, section: &ServiceSection) -> bool {
-    let rt = section.runtime.unwrap_or(cfg.stack.runtime);
-    (rt == RuntimeName::Podman || section.image.is_some())
-        && section.runtime != Some(RuntimeName::Process)
-}
-
-/// The `node` to run a native release with: the section's `node` key, else from PATH.
-pub(crate) fn node_program(section: &ServiceSection) -> String {
-    section
-        .node
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("node"))
-        .display()
-        .to_string()
 }
 
 /// A helper oneshot `NAME-SUFFIX` of the logto unit `ctx.name`, retried on failure.
@@ -126,112 +110,118 @@ pub fn ports(section: &ServiceSection) -> (u16, u16) {
     )
 }
 
-/// Expands `preset = "logto"`.
-pub fn expand(ctx: &PresetCtx) -> Expansion {
-    let mut e = Expansion::default();
-    let (cfg, s, name, key) = (ctx.cfg, ctx.section, ctx.name, ctx.key.as_str());
-    let auth_host = match origins::public_host(cfg, s, "auth", key) {
-        Ok(h) => h,
-        Err(i) => {
-            e.issues.push(i);
-            return e;
-        }
+/// The console's public host (`admin_host`), which must differ from the auth host.
+fn admin_public(ctx: &PresetCtx, auth_host: &str, issues: &mut Vec<Issue>) -> Option<String> {
+    let key = ctx.key.as_str();
+    let h = ctx.section.admin_host.as_ref()?;
+    let sec = ServiceSection {
+        host: Some(h.clone()),
+        ..Default::default()
     };
-    let endpoint = origins::https_origin(cfg, &auth_host);
+    match origins::public_host(ctx.cfg, &sec, "admin", &format!("{key}.admin_host")) {
+        Ok(h) if h == auth_host => {
+            issues.push(Issue::new(
+                format!("{key}.admin_host"),
+                "must differ from the auth host: Logto rejects the console on the same origin (aud check_failed)",
+            ));
+            None
+        }
+        Ok(h) => Some(h),
+        Err(mut i) => {
+            i.key = format!("{key}.admin_host");
+            issues.push(i);
+            None
+        }
+    }
+}
+
+/// Where Logto and its helpers find the release: None in a container (the image has it).
+fn release_dir(ctx: &PresetCtx, podman: bool) -> Result<Option<PathBuf>, Issue> {
+    match (&ctx.section.release_dir, podman) {
+        (Some(d), _) => Ok(Some(absolute(ctx.base_dir, d))),
+        (None, true) => Ok(None),
+        (None, false) => Err(Issue::new(
+            format!("{}.release_dir", ctx.key),
+            "missing: the unpacked Logto release (logto.tar.gz) for runtime = \"process\", or set image = \"ghcr.io/logto-io/logto:TAG\" for podman",
+        )),
+    }
+}
+
+/// Logto's origins and ports, as resolved from the section.
+struct Origins {
+    auth_host: String,
+    admin_public: Option<String>,
+    /// `ENDPOINT`.
+    endpoint: String,
+    /// `ADMIN_ENDPOINT`.
+    admin_endpoint: String,
+    port: u16,
+    admin_port: u16,
+}
+
+fn resolve_origins(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> Result<Origins, Issue> {
+    let (cfg, s, key) = (ctx.cfg, ctx.section, ctx.key.as_str());
+    let auth_host = origins::public_host(cfg, s, "auth", key)?;
     let (port, admin_port) = ports(s);
     if port == admin_port {
-        e.issues.push(Issue::new(
+        issues.push(Issue::new(
             format!("{key}.ports.admin"),
             format!("the admin port must differ from port = {port} (Logto serves two origins)"),
         ));
     }
-    let admin_public = match &s.admin_host {
-        Some(h) => {
-            let sec = ServiceSection {
-                host: Some(h.clone()),
-                ..Default::default()
-            };
-            match origins::public_host(cfg, &sec, "admin", &format!("{key}.admin_host")) {
-                Ok(h) if h == auth_host => {
-                    e.issues.push(Issue::new(
-                        format!("{key}.admin_host"),
-                        "must differ from the auth host: Logto rejects the console on the same origin (aud check_failed)",
-                    ));
-                    None
-                }
-                Ok(h) => Some(h),
-                Err(mut i) => {
-                    i.key = format!("{key}.admin_host");
-                    e.issues.push(i);
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+    let admin_public = admin_public(ctx, &auth_host, issues);
     // Unexposed console: Logto's own default origin, which is also what an SSH tunnel
     // (`ssh -L 3002:localhost:3002`) puts in the browser, and a secure context for WebCrypto.
     let admin_endpoint = match &admin_public {
-        Some(h) => origins::https_origin(cfg, h),
+        Some(h) => https_origin(cfg, h),
         None => format!("http://localhost:{admin_port}"),
     };
+    Ok(Origins {
+        endpoint: https_origin(cfg, &auth_host),
+        auth_host,
+        admin_public,
+        admin_endpoint,
+        port,
+        admin_port,
+    })
+}
 
-    let db_url = match env_override(s, "DB_URL").or_else(|| peers::database_url(ctx, "logto")) {
-        Some(v) => v,
-        None => {
-            e.issues.push(Issue::new(
-                format!("{key}.env.DB_URL"),
-                "missing: add a unit with preset = \"postgres\" or set env.DB_URL = \"postgres://…/logto\"",
-            ));
-            return e;
-        }
-    };
-    e.issues.extend(tenant_db::check_section(s, key));
-    let podman = uses_podman(cfg, s);
-    let node = node_program(s);
-    let release_dir = match (&s.release_dir, podman) {
-        (Some(d), _) => Some(absolute(ctx.base_dir, d)),
-        (None, true) => None,
-        (None, false) => {
-            e.issues.push(Issue::new(
-                format!("{key}.release_dir"),
-                "missing: the unpacked Logto release (logto.tar.gz) for runtime = \"process\", or set image = \"ghcr.io/logto-io/logto:TAG\" for podman",
-            ));
-            return e;
-        }
-    };
-
+/// The server unit: `node .` in packages/core, or the image's `npm run start`.
+fn main_unit(
+    ctx: &PresetCtx,
+    o: &Origins,
+    db_url: &EnvValue,
+    release_dir: Option<PathBuf>,
+    after: [&str; 2],
+) -> crate::plan::Unit {
     let mut env = BTreeMap::new();
     env.insert("DB_URL".to_string(), db_url.clone());
-    env.insert("ENDPOINT".into(), EnvValue::text(&endpoint));
-    env.insert("ADMIN_ENDPOINT".into(), EnvValue::text(&admin_endpoint));
+    env.insert("ENDPOINT".into(), EnvValue::text(&o.endpoint));
+    env.insert("ADMIN_ENDPOINT".into(), EnvValue::text(&o.admin_endpoint));
     env.insert("TRUST_PROXY_HEADER".into(), EnvValue::text("1"));
-    env.insert("PORT".into(), EnvValue::text(port.to_string()));
-    env.insert("ADMIN_PORT".into(), EnvValue::text(admin_port.to_string()));
+    env.insert("PORT".into(), EnvValue::text(o.port.to_string()));
+    env.insert(
+        "ADMIN_PORT".into(),
+        EnvValue::text(o.admin_port.to_string()),
+    );
     env.insert("NODE_ENV".into(), EnvValue::text("production"));
-
-    let seed_unit = seed::unit(ctx, &db_url, podman, &node, release_dir.as_deref());
-    let lobechat = ctx.find_preset("lobechat");
-    let (provision, provision_task) =
-        provision::unit(ctx, lobechat.map(|(n, _)| n), &seed_unit.name);
-
-    let mut u = blank_unit(name, key, "preset logto");
+    let mut u = blank_unit(ctx.name, &ctx.key, "preset logto");
     u.kind = UnitKind::Longrun;
     u.env = env;
-    u.port = Some(port);
-    u.ports.insert("admin".into(), admin_port);
-    if podman {
+    u.port = Some(o.port);
+    u.ports.insert("admin".into(), o.admin_port);
+    match release_dir {
         // The image's ENTRYPOINT is `npm run` with CMD `start`.
-        u.exec = Exec::Command(Vec::new());
-    } else {
-        // What `npm start` does, without needing npm: `cd packages/core && node .`.
-        let dir = release_dir.clone().expect("native has a release dir");
-        u.workdir = Some(dir.join("packages").join("core"));
-        u.exec = Exec::Command(vec![node, ".".into()]);
+        None => u.exec = Exec::Command(Vec::new()),
+        Some(dir) => {
+            // What `npm start` does, without needing npm: `cd packages/core && node .`.
+            u.workdir = Some(dir.join("packages").join("core"));
+            u.exec = Exec::Command(vec![node_program(ctx.section), ".".into()]);
+        }
     }
     u.health = Some(Health {
         probe: Probe::Http {
-            url: format!("http://127.0.0.1:{port}/api/status"),
+            url: format!("http://127.0.0.1:{}/api/status", o.port),
             expect: Some(204),
         },
         interval: Duration::from_secs(2),
@@ -239,18 +229,79 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         retries: 3,
         start_period: Duration::from_secs(120),
     });
-    u.depends_on = vec![
-        Dependency {
-            unit: seed_unit.name.clone(),
+    // Seed first; and Logto caches clients and the sign-in experience: provision before it starts.
+    u.depends_on = after
+        .iter()
+        .map(|unit| Dependency {
+            unit: unit.to_string(),
             condition: Condition::Completed,
-        },
-        // Logto caches clients and the sign-in experience: provision before it starts.
-        Dependency {
-            unit: provision.name.clone(),
-            condition: Condition::Completed,
-        },
-    ];
+        })
+        .collect();
+    u
+}
 
+/// The auth host to Logto; with `admin_host`, the console's host and `/admin` redirecting there.
+fn routes(name: &str, o: &Origins) -> Vec<(String, Route)> {
+    let route = |path: &str, action| Route {
+        path: path.into(),
+        action,
+        max_body: None,
+        uploads: false,
+    };
+    let to = |port| RouteAction::Unit {
+        unit: name.into(),
+        port,
+    };
+    let mut out = vec![(o.auth_host.clone(), route("/", to(o.port)))];
+    if let Some(h) = &o.admin_public {
+        out.push((h.clone(), route("/", to(o.admin_port))));
+        let console = RouteAction::Redirect(format!("{}/console", o.admin_endpoint));
+        out.push((o.auth_host.clone(), route("/admin", console)));
+    }
+    out
+}
+
+/// Expands `preset = "logto"`.
+pub fn expand(ctx: &PresetCtx) -> Expansion {
+    let mut e = Expansion::default();
+    let (s, key) = (ctx.section, ctx.key.as_str());
+    let o = match resolve_origins(ctx, &mut e.issues) {
+        Ok(o) => o,
+        Err(i) => {
+            e.issues.push(i);
+            return e;
+        }
+    };
+    let Some(db_url) = env_override(s, "DB_URL").or_else(|| peers::database_url(ctx, "logto"))
+    else {
+        e.issues.push(Issue::new(
+            format!("{key}.env.DB_URL"),
+            "missing: add a unit with preset = \"postgres\" or set env.DB_URL = \"postgres://…/logto\"",
+        ));
+        return e;
+    };
+    e.issues.extend(tenant_db::check_section(s, key));
+    let podman = uses_podman(ctx.cfg, s);
+    let release_dir = match release_dir(ctx, podman) {
+        Ok(d) => d,
+        Err(i) => {
+            e.issues.push(i);
+            return e;
+        }
+    };
+    let node = node_program(s);
+    let seed_unit = seed::unit(ctx, &db_url, podman, &node, release_dir.as_deref());
+    let lobechat = ctx.find_preset(Preset::Lobechat);
+    let (provision, provision_task) =
+        provision::unit(ctx, &db_url, lobechat.map(|(n, _)| n), &seed_unit.name);
+    let main_dir = if podman { None } else { release_dir };
+    let u = main_unit(
+        ctx,
+        &o,
+        &db_url,
+        main_dir,
+        [&seed_unit.name, &provision.name],
+    );
     if let Some((lc_name, _)) = lobechat {
         e.secrets.insert(
             LOBECHAT_CLIENT_SECRET.into(),
@@ -266,53 +317,9 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             },
         );
     }
-
-    e.routes.push((
-        auth_host.clone(),
-        Route {
-            path: "/".into(),
-            action: RouteAction::Unit {
-                unit: name.into(),
-                port,
-            },
-            max_body: None,
-            uploads: false,
-        },
-    ));
-    if let Some(h) = &admin_public {
-        e.routes.push((
-            h.clone(),
-            Route {
-                path: "/".into(),
-                action: RouteAction::Unit {
-                    unit: name.into(),
-                    port: admin_port,
-                },
-                max_body: None,
-                uploads: false,
-            },
-        ));
-        e.routes.push((
-            auth_host,
-            Route {
-                path: "/admin".into(),
-                action: RouteAction::Redirect(format!("{admin_endpoint}/console")),
-                max_body: None,
-                uploads: false,
-            },
-        ));
-    }
+    e.routes = routes(ctx.name, &o);
     e.units.push(seed_unit);
     e.units.push(provision);
     e.units.push(u);
     e
-}
-
-/// Relative paths in the file are relative to the file's folder.
-pub(crate) fn absolute(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p).components().collect()
-    }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::model::{ConfigFile, ServiceSection};
 use crate::config::Issue;
+use crate::stack::common::https_origin;
 
 /// Public host of a preset: its `host` key, else `PREFIX.DOMAIN`.
 pub fn public_host(
@@ -49,20 +50,6 @@ fn valid_host(h: &str, key: &str) -> Result<String, Issue> {
             key,
             format!("{h:?} is not a host name (write it without scheme, port or path)"),
         ))
-    }
-}
-
-/// `https://HOST`, with `:PORT` when the proxy listens elsewhere than 443.
-pub fn https_origin(cfg: &ConfigFile, host: &str) -> String {
-    let port = cfg
-        .proxy
-        .as_ref()
-        .and_then(|p| p.https.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .filter(|p| *p != 443);
-    match port {
-        Some(p) => format!("https://{host}:{p}"),
-        None => format!("https://{host}"),
     }
 }
 

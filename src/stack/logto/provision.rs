@@ -17,8 +17,9 @@
 
 use super::tenant_db::{self, EmailOutcome};
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
-use crate::plan::{Condition, Dependency, Exec, SecretKind, Task, TaskContext, Unit};
+use crate::plan::{Condition, Dependency, EnvValue, Exec, SecretKind, TaskContext, TaskSpec, Unit};
 use crate::stack::PresetCtx;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_postgres::{GenericClient, NoTls};
@@ -50,8 +51,6 @@ pub enum ProvisionError {
         id: String,
         source: serde_json::Error,
     },
-    #[error("{0}")]
-    Plan(String),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
 }
@@ -205,13 +204,9 @@ async fn require_columns(
     }
 }
 
-/// Creates or corrects the client so it matches `spec` and `secret`; never a duplicate.
-pub async fn ensure_client(
-    db: &impl GenericClient,
-    spec: &ClientSpec,
-    secret: &str,
-    seed: &str,
-) -> Result<ClientOutcome, ProvisionError> {
+/// Checks the tables the client lives in; returns whether `application_secrets` exists
+/// (older Logto versions have only `applications.secret`).
+async fn client_tables(db: &impl GenericClient, seed: &str) -> Result<bool, ProvisionError> {
     let need = [
         "tenant_id",
         "id",
@@ -227,15 +222,130 @@ pub async fn ensure_client(
             seed: seed.into(),
         });
     }
-    let has_secrets_table = require_columns(
+    require_columns(
         db,
         "application_secrets",
         &["tenant_id", "application_id", "name", "value"],
         seed,
     )
-    .await?;
+    .await
+}
 
-    let redirect = spec.redirect_uri();
+/// A new "Traditional web" application, as the console would create it.
+async fn insert_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+) -> Result<ClientOutcome, ProvisionError> {
+    let oidc =
+        json!({"redirectUris": [spec.redirect_uri()], "postLogoutRedirectUris": [spec.app_url]});
+    let custom = json!({"corsAllowedOrigins": [spec.app_url]});
+    db.execute(
+        "INSERT INTO applications (tenant_id, id, name, secret, description, type, \
+         oidc_client_metadata, custom_client_metadata) \
+         VALUES ($1, $2, $3, $4, $5, 'Traditional', $6::text::jsonb, $7::text::jsonb)",
+        &[
+            &TENANT,
+            &spec.id,
+            &spec.name,
+            &secret,
+            &"Created and kept in sync by prometheus-stack (logto-provision).",
+            &oidc.to_string(),
+            &custom.to_string(),
+        ],
+    )
+    .await
+    .map_err(sql("creating the LobeChat application"))?;
+    Ok(ClientOutcome::Created)
+}
+
+/// Rewrites the fields of an existing application that differ from `spec`; other keys
+/// (backchannel logout, token TTLs set in the console) are kept.
+async fn update_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+    row: tokio_postgres::Row,
+) -> Result<ClientOutcome, ProvisionError> {
+    let tenant: String = row.get(0);
+    if tenant != TENANT {
+        return Err(ProvisionError::WrongTenant {
+            id: spec.id.clone(),
+            tenant,
+        });
+    }
+    let parse = |s: String| {
+        serde_json::from_str::<Value>(&s).map_err(|source| ProvisionError::Json {
+            id: spec.id.clone(),
+            source,
+        })
+    };
+    let kind: String = row.get(1);
+    let old_secret: String = row.get(2);
+    let mut oidc = parse(row.get(3))?;
+    let mut custom = parse(row.get(4))?;
+    let mut changed = Vec::new();
+    if kind != "Traditional" {
+        changed.push("type");
+    }
+    if old_secret != secret {
+        changed.push("secret");
+    }
+    for (in_custom, field, want) in [
+        (false, "redirectUris", json!([spec.redirect_uri()])),
+        (false, "postLogoutRedirectUris", json!([spec.app_url])),
+        (true, "corsAllowedOrigins", json!([spec.app_url])),
+    ] {
+        let obj = if in_custom { &mut custom } else { &mut oidc };
+        if !obj.is_object() {
+            *obj = json!({});
+        }
+        if obj.get(field) != Some(&want) {
+            obj[field] = want;
+            changed.push(field);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(ClientOutcome::Unchanged);
+    }
+    db.execute(
+        "UPDATE applications SET type = 'Traditional', secret = $2, \
+         oidc_client_metadata = $3::text::jsonb, custom_client_metadata = $4::text::jsonb \
+         WHERE id = $1",
+        &[&spec.id, &secret, &oidc.to_string(), &custom.to_string()],
+    )
+    .await
+    .map_err(sql("updating the LobeChat application"))?;
+    Ok(ClientOutcome::Updated(changed))
+}
+
+/// The "Default secret" row holds the same value; returns whether it was written.
+async fn sync_secret_row(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+) -> Result<bool, ProvisionError> {
+    let n = db
+        .execute(
+            "INSERT INTO application_secrets (tenant_id, application_id, name, value) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, application_id, name) \
+             DO UPDATE SET value = EXCLUDED.value \
+             WHERE application_secrets.value IS DISTINCT FROM EXCLUDED.value",
+            &[&TENANT, &spec.id, &SECRET_NAME, &secret],
+        )
+        .await
+        .map_err(sql("storing the LobeChat client secret"))?;
+    Ok(n > 0)
+}
+
+/// Creates or corrects the client so it matches `spec` and `secret`; never a duplicate.
+pub async fn ensure_client(
+    db: &impl GenericClient,
+    spec: &ClientSpec,
+    secret: &str,
+    seed: &str,
+) -> Result<ClientOutcome, ProvisionError> {
+    let has_secrets_table = client_tables(db, seed).await?;
     let row = db
         .query_opt(
             "SELECT tenant_id::text, type::text, secret::text, oidc_client_metadata::text, \
@@ -245,97 +355,14 @@ pub async fn ensure_client(
         .await
         .map_err(sql("reading the LobeChat application"))?;
     let outcome = match row {
-        None => {
-            let oidc =
-                json!({"redirectUris": [redirect], "postLogoutRedirectUris": [spec.app_url]});
-            let custom = json!({"corsAllowedOrigins": [spec.app_url]});
-            db.execute(
-                "INSERT INTO applications (tenant_id, id, name, secret, description, type, \
-                 oidc_client_metadata, custom_client_metadata) \
-                 VALUES ($1, $2, $3, $4, $5, 'Traditional', $6::text::jsonb, $7::text::jsonb)",
-                &[
-                    &TENANT,
-                    &spec.id,
-                    &spec.name,
-                    &secret,
-                    &"Created and kept in sync by prometheus-stack (logto-provision).",
-                    &oidc.to_string(),
-                    &custom.to_string(),
-                ],
-            )
-            .await
-            .map_err(sql("creating the LobeChat application"))?;
-            ClientOutcome::Created
-        }
-        Some(r) => {
-            let tenant: String = r.get(0);
-            if tenant != TENANT {
-                return Err(ProvisionError::WrongTenant {
-                    id: spec.id.clone(),
-                    tenant,
-                });
-            }
-            let parse = |s: String| {
-                serde_json::from_str::<Value>(&s).map_err(|source| ProvisionError::Json {
-                    id: spec.id.clone(),
-                    source,
-                })
-            };
-            let kind: String = r.get(1);
-            let old_secret: String = r.get(2);
-            let mut oidc = parse(r.get(3))?;
-            let mut custom = parse(r.get(4))?;
-            let mut changed = Vec::new();
-            if kind != "Traditional" {
-                changed.push("type");
-            }
-            if old_secret != secret {
-                changed.push("secret");
-            }
-            // Other keys (backchannel logout, token TTLs set in the console) are kept.
-            for (in_custom, field, want) in [
-                (false, "redirectUris", json!([redirect])),
-                (false, "postLogoutRedirectUris", json!([spec.app_url])),
-                (true, "corsAllowedOrigins", json!([spec.app_url])),
-            ] {
-                let obj = if in_custom { &mut custom } else { &mut oidc };
-                if !obj.is_object() {
-                    *obj = json!({});
-                }
-                if obj.get(field) != Some(&want) {
-                    obj[field] = want;
-                    changed.push(field);
-                }
-            }
-            if changed.is_empty() {
-                ClientOutcome::Unchanged
-            } else {
-                db.execute(
-                    "UPDATE applications SET type = 'Traditional', secret = $2, \
-                     oidc_client_metadata = $3::text::jsonb, custom_client_metadata = $4::text::jsonb \
-                     WHERE id = $1",
-                    &[&spec.id, &secret, &oidc.to_string(), &custom.to_string()],
-                )
-                .await
-                .map_err(sql("updating the LobeChat application"))?;
-                ClientOutcome::Updated(changed)
-            }
-        }
+        None => insert_client(db, spec, secret).await?,
+        Some(r) => update_client(db, spec, secret, r).await?,
     };
-    if has_secrets_table {
-        let n = db
-            .execute(
-                "INSERT INTO application_secrets (tenant_id, application_id, name, value) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, application_id, name) \
-                 DO UPDATE SET value = EXCLUDED.value \
-                 WHERE application_secrets.value IS DISTINCT FROM EXCLUDED.value",
-                &[&TENANT, &spec.id, &SECRET_NAME, &secret],
-            )
-            .await
-            .map_err(sql("storing the LobeChat client secret"))?;
-        if n > 0 && outcome == ClientOutcome::Unchanged {
-            return Ok(ClientOutcome::Updated(vec!["application_secrets"]));
-        }
+    if has_secrets_table
+        && sync_secret_row(db, spec, secret).await?
+        && outcome == ClientOutcome::Unchanged
+    {
+        return Ok(ClientOutcome::Updated(vec!["application_secrets"]));
     }
     Ok(outcome)
 }
@@ -371,106 +398,97 @@ pub async fn disable_pwned_check(
     .map_err(sql("turning off the pwned-password check"))
 }
 
+/// Everything one provisioning run takes from the config (secrets by name only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvisionSpec {
+    /// The logto unit, for messages.
+    pub logto: String,
+    /// Logto's `DB_URL` (the password as `${secret:NAME}`).
+    pub db_url: EnvValue,
+    /// The LobeChat unit whose OIDC client is kept in sync; None: no client.
+    pub lobechat: Option<String>,
+    /// LobeChat's public URL: its `env.APP_URL` when the operator set one, else derived.
+    pub app_url: Option<String>,
+    /// Turn off the pwned-password check (it calls out to the internet).
+    pub air_gapped: bool,
+    /// Domain of the fallback email given to users without one.
+    pub user_email_domain: String,
+    /// The seed unit, named when Logto's tables are missing.
+    pub seed: String,
+}
+
+impl ProvisionSpec {
+    /// The spec of the logto unit `ctx.name`, whose seed oneshot is `seed`.
+    fn new(ctx: &PresetCtx, db_url: &EnvValue, lobechat: Option<&str>, seed: &str) -> Self {
+        let section = lobechat.and_then(|n| ctx.cfg.services.get(n));
+        // The LobeChat unit's APP_URL is the truth (an operator may have overridden it).
+        let app_url = section.and_then(|s| {
+            super::env_override(s, "APP_URL")
+                .and_then(|v| v.as_text())
+                .or_else(|| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok())
+        });
+        ProvisionSpec {
+            logto: ctx.name.to_string(),
+            db_url: db_url.clone(),
+            lobechat: lobechat.map(str::to_string),
+            app_url,
+            air_gapped: ctx.stack.air_gapped,
+            user_email_domain: ctx
+                .section
+                .user_email_domain
+                .clone()
+                .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into()),
+            seed: seed.to_string(),
+        }
+    }
+}
+
 /// The provisioning unit for the logto unit `ctx.name`, and its task (also the client
 /// secret's rotation step).
-pub(super) fn unit(ctx: &PresetCtx, lobechat: Option<&str>, seed: &str) -> (Unit, Task) {
-    let logto = ctx.name.to_string();
-    let air_gapped = ctx.stack.air_gapped;
-    let email_domain = ctx
-        .section
-        .user_email_domain
-        .clone()
-        .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into());
-    let derived_app_url = lobechat
-        .and_then(|n| ctx.cfg.services.get(n))
-        .and_then(|s| crate::stack::lobechat::app_url(ctx.cfg, s, "").ok());
-    let describe = format!(
-        "provision Logto ({logto}): {} air_gapped={air_gapped}",
-        match &derived_app_url {
-            Some(u) => format!("OIDC client {LOBECHAT_CLIENT_ID:?} for {u},"),
-            None => "no OIDC client,".into(),
-        }
-    ) + &format!(" user_email_domain={email_domain}");
-    let lobechat = lobechat.map(str::to_string);
-    let seed_name = seed.to_string();
-    let seed = seed_name.clone();
-    let task = Task::new(describe, move |tc: TaskContext| {
-        let (logto, lobechat, seed) = (logto.clone(), lobechat.clone(), seed.clone());
-        let derived = derived_app_url.clone();
-        let email_domain = email_domain.clone();
-        async move {
-            let policy = Policy {
-                air_gapped,
-                user_email_domain: &email_domain,
-            };
-            run(&tc, &logto, lobechat.as_deref(), derived, policy, &seed)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    });
+pub(super) fn unit(
+    ctx: &PresetCtx,
+    db_url: &EnvValue,
+    lobechat: Option<&str>,
+    seed: &str,
+) -> (Unit, TaskSpec) {
+    let task = TaskSpec::LogtoProvision(ProvisionSpec::new(ctx, db_url, lobechat, seed));
     let mut u = super::helper_oneshot(ctx, "provision", "OIDC provisioning");
     u.exec = Exec::Task(task.clone());
     u.depends_on.push(Dependency {
-        unit: seed_name,
+        unit: seed.to_string(),
         condition: Condition::Completed,
     });
     (u, task)
 }
 
-/// Settings of one provisioning run that come from the config, not from Logto.
-struct Policy<'a> {
-    air_gapped: bool,
-    user_email_domain: &'a str,
+/// LobeChat's client secret: the value being rotated in when there is one (staged as
+/// NAME.next until this task succeeds), else the stored one, made on first use.
+fn client_secret(tc: &TaskContext) -> Result<String, ProvisionError> {
+    let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
+    match tc.secrets.read(&staged) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(tc.secrets.ensure(
+            LOBECHAT_CLIENT_SECRET,
+            &SecretKind::Random { bytes: 32 },
+            None,
+        )?),
+    }
 }
 
-async fn run(
-    tc: &TaskContext,
-    logto: &str,
-    lobechat: Option<&str>,
-    derived_app_url: Option<String>,
-    policy: Policy<'_>,
-    seed: &str,
-) -> Result<Report, ProvisionError> {
-    let unit = tc
-        .plan
-        .unit(logto)
-        .ok_or_else(|| ProvisionError::Plan(format!("the plan has no unit {logto:?}")))?;
-    let url = unit
-        .env
-        .get("DB_URL")
-        .ok_or_else(|| ProvisionError::Plan(format!("unit {logto:?} has no env DB_URL")))?
-        .resolve(&tc.secrets)?;
-    // The LobeChat unit's APP_URL is the truth (an operator may have overridden it).
-    let app_url = lobechat
-        .and_then(|n| tc.plan.unit(n))
-        .and_then(|u| u.env.get("APP_URL"))
-        .and_then(|v| v.as_text())
-        .or(derived_app_url);
-    let client = match (lobechat, &app_url) {
-        (Some(_), Some(u)) => {
-            // During `secrets rotate` the new value is staged as NAME.next until this
-            // task succeeds; Logto must get that one, not the value being replaced.
-            let staged = crate::secrets::rotate::pending_name(LOBECHAT_CLIENT_SECRET);
-            let secret = match tc.secrets.read(&staged) {
-                Ok(v) => v,
-                Err(_) => tc.secrets.ensure(
-                    LOBECHAT_CLIENT_SECRET,
-                    &SecretKind::Random { bytes: 32 },
-                    None,
-                )?,
-            };
-            Some((ClientSpec::lobechat(u), secret))
-        }
+/// One provisioning run as the `NAME-provision` unit (or `secrets rotate`) does it.
+pub async fn run(spec: &ProvisionSpec, tc: &TaskContext) -> Result<Report, ProvisionError> {
+    let url = spec.db_url.resolve(&tc.secrets)?;
+    let client = match (&spec.lobechat, &spec.app_url) {
+        (Some(_), Some(u)) => Some((ClientSpec::lobechat(u), client_secret(tc)?)),
         _ => None,
     };
-    let mut db = connect(&url, logto).await?;
+    let mut db = connect(&url, &spec.logto).await?;
     let report = provision(
         &mut db,
         client.as_ref().map(|(s, sec)| (s, sec.as_str())),
-        policy.air_gapped,
-        policy.user_email_domain,
-        seed,
+        spec.air_gapped,
+        &spec.user_email_domain,
+        &spec.seed,
     )
     .await?;
     tc.log(format!("{report}"));

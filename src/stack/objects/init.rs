@@ -9,7 +9,7 @@
 
 use super::s3::{S3Client, S3Credentials, S3Error};
 use super::{Flavor, PresetCtx, REGION, ROOT_PASSWORD_SECRET, ROOT_USER_SECRET};
-use crate::plan::{CrashLoop, Exec, Task, TaskContext, Unit};
+use crate::plan::{CrashLoop, Exec, TaskContext, TaskSpec, Unit};
 use crate::secrets::SecretError;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const WARMUP: Duration = Duration::from_secs(90);
 
 /// What objects-init provisions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InitSpec {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -42,8 +42,34 @@ pub enum InitError {
     S3(#[from] S3Error),
     #[error("the object store at {endpoint} does not implement bucket policies (PutBucketPolicy answered NotImplemented); LobeChat needs anonymous GetObject on {bucket}/* — use RustFS or MinIO")]
     PolicyUnsupported { endpoint: String, bucket: String },
-    #[error("the bucket policy on {bucket} read back from the store is not exactly anonymous GetObject on {bucket}/*: {reason}")]
-    PolicyMismatch { bucket: String, reason: String },
+    #[error("the bucket policy on {bucket} read back from the store is not exactly anonymous GetObject on {bucket}/*: {problem}")]
+    PolicyMismatch {
+        bucket: String,
+        #[source]
+        problem: PolicyProblem,
+    },
+}
+
+/// How a bucket policy read back differs from anonymous GetObject on `BUCKET/*`.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyProblem {
+    #[error("not JSON ({source}): {json}")]
+    NotJson {
+        source: serde_json::Error,
+        json: String,
+    },
+    #[error("no Statement in {0}")]
+    NoStatement(String),
+    #[error("no statements")]
+    Empty,
+    #[error("statement with Effect {0}")]
+    Effect(String),
+    #[error("principal {0} is not anonymous")]
+    Principal(String),
+    #[error("actions {0:?} (only s3:GetObject allowed)")]
+    Actions(Vec<String>),
+    #[error("resources {found:?} (only {want})")]
+    Resources { found: Vec<String>, want: String },
 }
 
 /// What changed, for the log and for tests.
@@ -69,7 +95,8 @@ pub enum CorsOutcome {
 pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
     let origin = format!("preset {} (objects-init)", spec.flavor.preset());
     let store = spec.store.clone();
-    let mut u = crate::stack::init_unit(name, &ctx.key, &origin, &store, Exec::Task(task(spec)));
+    let exec = Exec::Task(TaskSpec::ObjectsInit(spec));
+    let mut u = crate::stack::init_unit(name, &ctx.key, &origin, &store, exec);
     u.crash_loop = CrashLoop {
         failures: 10,
         window: Duration::from_secs(600),
@@ -77,35 +104,16 @@ pub fn unit(name: &str, ctx: &PresetCtx, spec: InitSpec) -> Unit {
     u
 }
 
-/// The Rust function behind objects-init.
-pub fn task(spec: InitSpec) -> Task {
-    let describe = format!(
-        "objects-init: bucket {} at {} ({}, CORS {})",
-        spec.bucket,
-        spec.endpoint,
-        if spec.public_read {
-            format!("public GetObject on {}/*", spec.bucket)
-        } else {
-            "private".to_string()
-        },
-        spec.app_origin.as_deref().unwrap_or("none")
-    );
-    Task::new(describe, move |ctx: TaskContext| {
-        let spec = spec.clone();
-        async move {
-            let run = async {
-                let creds = S3Credentials {
-                    access_key: ctx.secrets.read(ROOT_USER_SECRET)?,
-                    secret_key: ctx.secrets.read(ROOT_PASSWORD_SECRET)?,
-                    region: REGION.into(),
-                };
-                let client = S3Client::new(&spec.endpoint, creds)?;
-                let log = |l: String| ctx.log(l);
-                provision(&client, &spec, &log, WARMUP).await
-            };
-            run.await.map(|_| ()).map_err(|e: InitError| e.to_string())
-        }
-    })
+/// The Rust function behind objects-init: the root key from the store, then [`provision`].
+pub async fn run(spec: &InitSpec, ctx: &TaskContext) -> Result<(), InitError> {
+    let creds = S3Credentials {
+        access_key: ctx.secrets.read(ROOT_USER_SECRET)?,
+        secret_key: ctx.secrets.read(ROOT_PASSWORD_SECRET)?,
+        region: REGION.into(),
+    };
+    let client = S3Client::new(&spec.endpoint, creds)?;
+    let log = |l: String| ctx.log(l);
+    provision(&client, spec, &log, WARMUP).await.map(|_| ())
 }
 
 /// Provisions the bucket; safe to run any number of times.
@@ -192,9 +200,9 @@ async fn ensure_public_read(
         Err(e) => return Err(e.into()),
     }
     let stored = retrying(started, warmup, log, || client.get_bucket_policy(b)).await?;
-    check_public_read_policy(&stored, b).map_err(|reason| InitError::PolicyMismatch {
+    check_public_read_policy(&stored, b).map_err(|problem| InitError::PolicyMismatch {
         bucket: b.into(),
-        reason,
+        problem,
     })?;
     log(format!(
         "bucket policy: anonymous s3:GetObject on arn:aws:s3:::{b}/* only (read back and checked)"
@@ -278,16 +286,19 @@ pub fn public_read_policy(bucket: &str) -> String {
 }
 
 /// Checks a stored policy grants exactly anonymous GetObject on `bucket/*`, nothing more.
-pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> {
+pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), PolicyProblem> {
     let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("not JSON ({e}): {json}"))?;
+        serde_json::from_str(json).map_err(|source| PolicyProblem::NotJson {
+            source,
+            json: json.into(),
+        })?;
     let statements = match &v["Statement"] {
         serde_json::Value::Array(a) => a.clone(),
         o @ serde_json::Value::Object(_) => vec![o.clone()],
-        _ => return Err(format!("no Statement in {json}")),
+        _ => return Err(PolicyProblem::NoStatement(json.into())),
     };
     if statements.is_empty() {
-        return Err("no statements".into());
+        return Err(PolicyProblem::Empty);
     }
     let want_resource = format!("arn:aws:s3:::{bucket}/*");
     for s in &statements {
@@ -296,7 +307,7 @@ pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> 
             if s["Effect"] == "Deny" {
                 continue;
             }
-            return Err(format!("statement with Effect {}", s["Effect"]));
+            return Err(PolicyProblem::Effect(s["Effect"].to_string()));
         }
         let principal_any = match &s["Principal"] {
             serde_json::Value::String(p) => p == "*",
@@ -304,15 +315,18 @@ pub fn check_public_read_policy(json: &str, bucket: &str) -> Result<(), String> 
             _ => false,
         };
         if !principal_any {
-            return Err(format!("principal {} is not anonymous", s["Principal"]));
+            return Err(PolicyProblem::Principal(s["Principal"].to_string()));
         }
         let actions = string_set(&s["Action"]);
         if actions != ["s3:GetObject"] {
-            return Err(format!("actions {actions:?} (only s3:GetObject allowed)"));
+            return Err(PolicyProblem::Actions(actions));
         }
         let resources = string_set(&s["Resource"]);
         if resources != [want_resource.as_str()] {
-            return Err(format!("resources {resources:?} (only {want_resource})"));
+            return Err(PolicyProblem::Resources {
+                found: resources,
+                want: want_resource,
+            });
         }
     }
     Ok(())

@@ -14,17 +14,19 @@
 //! For peers: [`lobechat_s3_env`], [`lobechat_dependency`], [`init_unit_name`],
 //! [`find_store`], [`app_host`], [`app_origin`].
 
+pub mod datadir;
 pub mod init;
 mod minio;
 mod rustfs;
 pub mod s3;
 
 use super::{Expansion, PresetCtx};
-use crate::config::model::{RuntimeName, ServiceSection};
+use crate::config::model::{Preset, ServiceSection};
 use crate::config::Issue;
+use crate::plan::Unit;
 use crate::plan::{
     blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, Route,
-    RouteAction, Runtime, SecretKind, SecretSpec, Task, TaskContext,
+    RouteAction, Runtime, SecretKind, SecretSpec, TaskSpec,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +46,8 @@ pub const BUCKET_ROUTE_MAX_BODY: u64 = 5 << 30;
 pub const REGION: &str = "us-east-1";
 
 /// Which server a preset runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Flavor {
     RustFs,
     Minio,
@@ -59,10 +62,10 @@ impl Flavor {
         }
     }
 
-    fn from_preset(p: &str) -> Option<Flavor> {
+    fn from_preset(p: Preset) -> Option<Flavor> {
         match p {
-            "rustfs" => Some(Flavor::RustFs),
-            "minio" => Some(Flavor::Minio),
+            Preset::Rustfs => Some(Flavor::RustFs),
+            Preset::Minio => Some(Flavor::Minio),
             _ => None,
         }
     }
@@ -100,7 +103,7 @@ pub fn find_store(cfg: &crate::config::ConfigFile) -> Option<(&str, &ServiceSect
         if s.enabled == Some(false) {
             return None;
         }
-        let f = Flavor::from_preset(s.preset.as_deref()?)?;
+        let f = Flavor::from_preset(s.preset?)?;
         Some((n.as_str(), s, f))
     })
 }
@@ -110,7 +113,7 @@ pub fn app_host(cfg: &crate::config::ConfigFile) -> Option<String> {
     let lobe = cfg
         .services
         .values()
-        .find(|s| s.preset.as_deref() == Some("lobechat") && s.enabled != Some(false));
+        .find(|s| s.preset == Some(Preset::Lobechat) && s.enabled != Some(false));
     if let Some(h) = lobe.and_then(|s| s.host.clone()) {
         return Some(h.to_ascii_lowercase());
     }
@@ -123,7 +126,7 @@ pub fn app_host(cfg: &crate::config::ConfigFile) -> Option<String> {
 /// `https://APP_HOST` (with the proxy's port when it is not 443): LobeChat's S3 endpoint.
 pub fn app_origin(cfg: &crate::config::ConfigFile) -> Option<String> {
     let host = app_host(cfg)?;
-    Some(crate::stack::logto::origins::https_origin(cfg, &host))
+    Some(crate::stack::common::https_origin(cfg, &host))
 }
 
 /// LobeChat's S3 env (DESIGN §2; plus S3_PUBLIC_DOMAIN and S3_REGION): None when the
@@ -208,42 +211,54 @@ pub fn valid_bucket(b: &str) -> bool {
 fn public_read(ctx: &PresetCtx) -> bool {
     use crate::stack::lobechat::env::Edition;
     ctx.section.public_read.unwrap_or_else(|| {
-        ctx.find_preset("lobechat")
+        ctx.find_preset(Preset::Lobechat)
             .is_some_and(|(_, s)| Edition::parse(s, "") == Ok(Edition::V1))
     })
 }
 
-/// Expands `preset = "rustfs"` or `"minio"`.
-pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
-    let flavor = Flavor::from_preset(preset).expect("dispatch only sends rustfs/minio");
-    let mut e = Expansion::default();
-    let s = ctx.section;
-    let port = s.port.unwrap_or(DEFAULT_PORT);
-    let console_port = match s.ports.get("console") {
+/// The S3 port and the console port (`ports.console`, else port + 1).
+fn ports(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> (u16, u16) {
+    let port = ctx.section.port.unwrap_or(DEFAULT_PORT);
+    let console = match ctx.section.ports.get("console") {
         Some(p) => *p,
         None if port < u16::MAX => port + 1,
         None => {
-            e.issues.push(Issue::new(
+            issues.push(Issue::new(
                 format!("{}.port", ctx.key),
                 "leave room for the console on port + 1, or set ports.console",
             ));
             port
         }
     };
-    let bucket = s.bucket.clone().unwrap_or_else(|| DEFAULT_BUCKET.into());
+    (port, console)
+}
+
+/// The bucket name: valid for S3 and not hiding one of LobeChat's own paths.
+fn bucket(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> String {
+    let bucket = ctx
+        .section
+        .bucket
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BUCKET.into());
     if !valid_bucket(&bucket) {
-        e.issues.push(Issue::new(
+        issues.push(Issue::new(
             format!("{}.bucket", ctx.key),
             format!("{bucket:?} is not a valid S3 bucket name: use 3-63 of a-z, 0-9, '-', '.', starting and ending with a letter or digit"),
         ));
     }
     if APP_PATHS.contains(&bucket.as_str()) {
-        e.issues.push(Issue::new(
+        issues.push(Issue::new(
             format!("{}.bucket", ctx.key),
             format!("{bucket:?} would shadow LobeChat's own /{bucket} pages on the app host (the bucket is served at /BUCKET there); pick another name, e.g. \"lobe\""),
         ));
     }
-    let podman = s.runtime.unwrap_or(ctx.cfg.stack.runtime) == RuntimeName::Podman;
+    bucket
+}
+
+/// The store's own unit: the flavor's command and env, natively or in a container.
+fn store_unit(ctx: &PresetCtx, flavor: Flavor, port: u16, console_port: u16) -> Unit {
+    let s = ctx.section;
+    let podman = crate::stack::common::uses_podman(ctx.cfg, s);
     let host_data = ctx.stack.data_dir.join("objects");
     let container_data = PathBuf::from("/data");
     let origin = app_origin(ctx.cfg);
@@ -265,7 +280,6 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
         Flavor::RustFs => rustfs::launch(&input),
         Flavor::Minio => minio::launch(&input),
     };
-
     let mut u = blank_unit(ctx.name, &ctx.key, &format!("preset {}", flavor.preset()));
     u.exec = launch.exec;
     u.env = launch.env;
@@ -298,61 +312,40 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
     });
     u.stop_signal = nix::sys::signal::Signal::SIGTERM;
     u.stop_timeout = Duration::from_secs(30);
-    u.prepare = Some(prepare_task(host_data.clone()));
-    e.units.push(u);
+    u.prepare = Some(TaskSpec::ObjectsDataDir(datadir::DataDirSpec {
+        dir: host_data,
+    }));
+    u
+}
 
-    let public_read = public_read(ctx);
-    let init_name = init_unit_name(ctx.name);
-    e.units.push(init::unit(
-        &init_name,
-        ctx,
-        init::InitSpec {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            bucket: bucket.clone(),
-            app_origin: origin.clone(),
-            store: ctx.name.to_string(),
-            flavor,
-            public_read,
-        },
-    ));
-
-    let mut consumers = vec![ctx.name.to_string(), init_name.clone()];
-    if let Some((lobe, _)) = ctx.find_preset("lobechat") {
+/// The root key pair: the store, objects-init and LobeChat use it.
+fn root_secrets(ctx: &PresetCtx, flavor: Flavor, init_name: &str) -> BTreeMap<String, SecretSpec> {
+    let mut consumers = vec![ctx.name.to_string(), init_name.to_string()];
+    if let Some((lobe, _)) = ctx.find_preset(Preset::Lobechat) {
         consumers.push(lobe.to_string());
     }
-    e.secrets.insert(
-        ROOT_USER_SECRET.into(),
-        SecretSpec {
-            kind: SecretKind::Random { bytes: 12 },
-            owner: None,
-            consumers: consumers.clone(),
-            rotate: None,
-            description: format!(
-                "{} root access key (also LobeChat's S3 key)",
-                flavor.preset()
-            ),
-        },
-    );
-    e.secrets.insert(
-        ROOT_PASSWORD_SECRET.into(),
-        SecretSpec {
-            kind: SecretKind::Random { bytes: 30 },
-            owner: None,
-            consumers,
-            rotate: None,
-            description: format!(
-                "{} root secret key (also LobeChat's S3 secret)",
-                flavor.preset()
-            ),
-        },
-    );
-    e.warnings.push(format!(
-        "{}: LobeChat uses the {} root key (S3_ACCESS_KEY_ID = secret {ROOT_USER_SECRET}): a dedicated access key needs the store's admin API, which this build does not drive",
-        ctx.key,
-        flavor.preset()
-    ));
+    let spec = |bytes, consumers, what: &str| SecretSpec {
+        kind: SecretKind::Random { bytes },
+        owner: None,
+        consumers,
+        rotate: None,
+        description: format!("{} root {what}", flavor.preset()),
+    };
+    BTreeMap::from([
+        (
+            ROOT_USER_SECRET.to_string(),
+            spec(12, consumers.clone(), "access key (also LobeChat's S3 key)"),
+        ),
+        (
+            ROOT_PASSWORD_SECRET.to_string(),
+            spec(30, consumers, "secret key (also LobeChat's S3 secret)"),
+        ),
+    ])
+}
 
-    match (&origin, app_host(ctx.cfg)) {
+/// `https://APP_HOST/BUCKET/…` to the store, or a warning saying why there is none.
+fn bucket_route(ctx: &PresetCtx, bucket: &str, port: u16, e: &mut Expansion) {
+    match (app_origin(ctx.cfg), app_host(ctx.cfg)) {
         (Some(_), Some(host)) if ctx.cfg.proxy.is_some() => e.routes.push((
             host,
             Route {
@@ -374,32 +367,35 @@ pub fn expand(preset: &str, ctx: &PresetCtx) -> Expansion {
             ctx.key
         )),
     }
-    e
 }
 
-/// Creates DATA_DIR/objects and gives it to the unit's user before every start.
-fn prepare_task(dir: PathBuf) -> Task {
-    let describe = format!("create {} owned by the unit user", dir.display());
-    Task::new(describe, move |ctx: TaskContext| {
-        let dir = dir.clone();
-        async move {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                format!("cannot create the store's data dir {}: {e}", dir.display())
-            })?;
-            let user = ctx.plan.unit(&ctx.unit).and_then(|u| u.user.clone());
-            if let Some(user) = user {
-                let u = nix::unistd::User::from_name(&user)
-                    .map_err(|e| format!("cannot look up user {user:?}: {e}"))?
-                    .ok_or_else(|| format!("unknown user {user:?} (services.{}.user)", ctx.unit))?;
-                std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw()))
-                    .map_err(|e| format!("cannot give {} to user {user:?}: {e}", dir.display()))?;
-            }
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750))
-                .map_err(|e| format!("cannot set mode 0750 on {}: {e}", dir.display()))?;
-            Ok(())
-        }
-    })
+/// Expands `preset = "rustfs"` or `"minio"`.
+pub fn expand(flavor: Flavor, ctx: &PresetCtx) -> Expansion {
+    let mut e = Expansion::default();
+    let (port, console_port) = ports(ctx, &mut e.issues);
+    let bucket = bucket(ctx, &mut e.issues);
+    e.units.push(store_unit(ctx, flavor, port, console_port));
+    let init_name = init_unit_name(ctx.name);
+    e.units.push(init::unit(
+        &init_name,
+        ctx,
+        init::InitSpec {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.clone(),
+            app_origin: app_origin(ctx.cfg),
+            store: ctx.name.to_string(),
+            flavor,
+            public_read: public_read(ctx),
+        },
+    ));
+    e.secrets = root_secrets(ctx, flavor, &init_name);
+    e.warnings.push(format!(
+        "{}: LobeChat uses the {} root key (S3_ACCESS_KEY_ID = secret {ROOT_USER_SECRET}): a dedicated access key needs the store's admin API, which this build does not drive",
+        ctx.key,
+        flavor.preset()
+    ));
+    bucket_route(ctx, &bucket, port, &mut e);
+    e
 }
 
 /// A bare name stays a PATH lookup; a relative path is relative to the config's folder.

@@ -1,7 +1,7 @@
 //! Connections to the server (tokio-postgres over loopback TCP) and the `SELECT 1` probe.
 
-use super::{PgConfig, PgError, SUPERUSER};
-use crate::plan::{Task, TaskContext};
+use super::{PgError, PgServer, SUPERUSER};
+use crate::plan::TaskContext;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -47,7 +47,7 @@ fn connect_error(e: tokio_postgres::Error, port: u16, user: &str, db: &str) -> P
         port,
         user: user.into(),
         db: db.into(),
-        reason: error_text(&e),
+        source: e,
     }
 }
 
@@ -75,7 +75,7 @@ fn is_auth_failure(e: &tokio_postgres::Error) -> bool {
 
 /// Connects as the superuser, retrying while the server is starting, up to `patience`.
 pub async fn connect_superuser(
-    cfg: &PgConfig,
+    cfg: &PgServer,
     password: &str,
     db: &str,
     patience: Duration,
@@ -100,7 +100,7 @@ pub async fn connect_superuser(
 }
 
 /// One health check: a real login as the superuser and `SELECT 1`.
-pub async fn probe(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+pub async fn probe(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let password = ctx.secrets.read(&cfg.superuser_secret())?;
     let client = connect_superuser(cfg, &password, "postgres", PROBE_PATIENCE).await?;
     let row = client
@@ -109,31 +109,16 @@ pub async fn probe(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
         .map_err(|e| PgError::Sql {
             db: "postgres".into(),
             sql: "SELECT 1".into(),
-            reason: error_text(&e),
+            source: e,
         })?;
     let one: i32 = row.get(0);
     if one == 1 {
         Ok(())
     } else {
-        Err(PgError::Sql {
+        Err(PgError::Unexpected {
             db: "postgres".into(),
             sql: "SELECT 1".into(),
-            reason: format!("returned {one}"),
+            got: one.to_string(),
         })
     }
-}
-
-/// The health probe task of the server unit.
-pub fn probe_task(cfg: &PgConfig) -> Task {
-    let cfg = cfg.clone();
-    Task::new(
-        format!(
-            "postgres health: SELECT 1 as {SUPERUSER} on 127.0.0.1:{}",
-            cfg.port
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            async move { probe(&cfg, &ctx).await.map_err(|e| e.to_string()) }
-        },
-    )
 }

@@ -1,8 +1,8 @@
 //! The data dir before each start: initdb once (atomically), ownership, and the
 //! `postmaster.pid` left by a crash — removed when stale, never when a live server owns it.
 
-use super::{PgConfig, PgError, SUPERUSER};
-use crate::plan::{SecretKind, Task, TaskContext};
+use super::{PgError, PgServer, SUPERUSER};
+use crate::plan::{SecretKind, TaskContext};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -24,7 +24,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PgError
 }
 
 /// Resolves `user`; None when the server runs as the daemon's own user.
-pub fn unit_user(cfg: &PgConfig) -> Result<Option<UnitUser>, PgError> {
+pub fn unit_user(cfg: &PgServer) -> Result<Option<UnitUser>, PgError> {
     let Some(name) = &cfg.user else {
         return Ok(None);
     };
@@ -42,7 +42,7 @@ pub fn unit_user(cfg: &PgConfig) -> Result<Option<UnitUser>, PgError> {
 }
 
 /// Every folder above `path` must let `user` in (a 0700 root-owned parent blocks it).
-fn check_reachable(cfg: &PgConfig, user: &UnitUser, path: &Path) -> Result<(), PgError> {
+fn check_reachable(cfg: &PgServer, user: &UnitUser, path: &Path) -> Result<(), PgError> {
     for dir in path.ancestors().skip(1) {
         if dir.as_os_str().is_empty() {
             continue;
@@ -80,7 +80,7 @@ fn give(path: &Path, user: Option<&UnitUser>, mode: u32) -> Result<(), PgError> 
 }
 
 /// Runs before every start of the server.
-pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+pub async fn prepare(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let user = unit_user(cfg)?;
     for (prog, name) in [("postgres", "postgres"), ("initdb", "initdb")] {
         let p = cfg.bin(name);
@@ -154,7 +154,7 @@ pub async fn prepare(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
 /// initdb into a hidden sibling, then rename: an interrupted initdb never leaves a
 /// half-made data dir that looks initialized.
 async fn initdb(
-    cfg: &PgConfig,
+    cfg: &PgServer,
     ctx: &TaskContext,
     user: Option<&UnitUser>,
     password: &str,
@@ -173,42 +173,8 @@ async fn initdb(
     std::fs::create_dir(&tmp).map_err(io("cannot create", &tmp))?;
     give(&tmp, user, 0o700)?;
 
-    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
-    let _ = std::fs::remove_file(&pwfile);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&pwfile)
-            .map_err(io("cannot write", &pwfile))?;
-        f.write_all(password.as_bytes())
-            .map_err(io("cannot write", &pwfile))?;
-    }
-    give(&pwfile, user, 0o600)?;
-
-    let mut cmd = tokio::process::Command::new(cfg.bin("initdb"));
-    cmd.arg("-D")
-        .arg(&tmp)
-        .arg(format!("--username={SUPERUSER}"))
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .args([
-            "--auth=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--data-checksums",
-        ])
-        .current_dir("/")
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    if let Some(u) = user {
-        cmd.uid(u.uid).gid(u.gid);
-    }
+    let pwfile = write_pwfile(cfg, user, password)?;
+    let mut cmd = initdb_command(cfg, &tmp, &pwfile, user);
     ctx.log(format!(
         "initdb {} (superuser {SUPERUSER}, scram-sha-256)",
         cfg.data_dir.display()
@@ -236,6 +202,59 @@ async fn initdb(
         started.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// The superuser's password for `initdb --pwfile`, readable by the unit's user only
+/// (never on a command line).
+fn write_pwfile(
+    cfg: &PgServer,
+    user: Option<&UnitUser>,
+    password: &str,
+) -> Result<PathBuf, PgError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
+    let _ = std::fs::remove_file(&pwfile);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&pwfile)
+        .map_err(io("cannot write", &pwfile))?;
+    f.write_all(password.as_bytes())
+        .map_err(io("cannot write", &pwfile))?;
+    give(&pwfile, user, 0o600)?;
+    Ok(pwfile)
+}
+
+/// `initdb` into `tmp` as the unit's user, with a clean environment.
+fn initdb_command(
+    cfg: &PgServer,
+    tmp: &Path,
+    pwfile: &Path,
+    user: Option<&UnitUser>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(cfg.bin("initdb"));
+    cmd.arg("-D")
+        .arg(tmp)
+        .arg(format!("--username={SUPERUSER}"))
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--data-checksums",
+        ])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    cmd
 }
 
 /// What `postmaster.pid` says about the data dir.
@@ -291,7 +310,7 @@ pub fn inspect_pid_file(data_dir: &Path) -> PidFile {
 }
 
 /// Removes a stale pid file; refuses when a live server holds the data dir.
-fn check_pid_file(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+fn check_pid_file(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let path = cfg.data_dir.join("postmaster.pid");
     match inspect_pid_file(&cfg.data_dir) {
         PidFile::Absent => Ok(()),
@@ -308,20 +327,4 @@ fn check_pid_file(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
             Ok(())
         }
     }
-}
-
-/// The prepare task of the server unit.
-pub fn prepare_task(cfg: &PgConfig) -> Task {
-    let cfg = cfg.clone();
-    Task::new(
-        format!(
-            "postgres prepare: initdb once into {} as {}, stale postmaster.pid check",
-            cfg.data_dir.display(),
-            cfg.user.as_deref().unwrap_or("the daemon's user")
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            async move { prepare(&cfg, &ctx).await.map_err(|e| e.to_string()) }
-        },
-    )
 }

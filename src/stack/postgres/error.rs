@@ -55,13 +55,14 @@ pub enum PgError {
     #[error("secret: {0}")]
     Secret(#[from] crate::secrets::SecretError),
     #[error(
-        "cannot connect to PostgreSQL on 127.0.0.1:{port} as {user:?} (database {db:?}): {reason}"
+        "cannot connect to PostgreSQL on 127.0.0.1:{port} as {user:?} (database {db:?}): {}",
+        super::error_text(source)
     )]
     Connect {
         port: u16,
         user: String,
         db: String,
-        reason: String,
+        source: tokio_postgres::Error,
     },
     #[error("password of {user:?} refused by PostgreSQL on port {port}: the secret {secret:?} does not match the data dir (was it initialized with another password or rotated by hand?)")]
     BadPassword {
@@ -69,11 +70,17 @@ pub enum PgError {
         user: String,
         secret: String,
     },
-    #[error("SQL `{sql}` in database {db:?} failed: {reason}")]
+    #[error("SQL `{sql}` in database {db:?} failed: {}", super::error_text(source))]
     Sql {
         db: String,
         sql: String,
-        reason: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("SQL `{sql}` in database {db:?} returned {got}")]
+    Unexpected {
+        db: String,
+        sql: String,
+        got: String,
     },
     #[error("extension {ext:?} is not available in PostgreSQL {version} ({bin_dir}): install {package}, or remove {ext:?} from services.{unit}.extensions")]
     MissingExtension {

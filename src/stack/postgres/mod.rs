@@ -7,18 +7,20 @@ mod datadir;
 mod error;
 mod provision;
 
-pub use client::{error_text, open};
-pub use datadir::{inspect_pid_file, PidFile};
+pub use client::{error_text, open, probe};
+pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
+pub use provision::{init, rotate_role};
 
-use crate::config::model::{RuntimeName, ServiceSection};
+use crate::config::model::{Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, Probe, RestartPolicy,
-    SecretKind, SecretSpec, UnitKind,
+    blank_unit, Condition, Dependency, Encoding, EnvValue, Exec, Health, PgRotate, Probe,
+    RestartPolicy, SecretKind, SecretSpec, TaskSpec, UnitKind,
 };
 use crate::stack::{Expansion, PresetCtx};
 use nix::sys::signal::Signal;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,23 +37,41 @@ pub const SUPERUSER: &str = "postgres";
 /// Where `bin_dir` is looked for when not set (Debian/Ubuntu layout).
 pub const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
 
-/// Everything the units and tasks of one postgres preset need, resolved from its section.
-#[derive(Debug, Clone)]
-pub struct PgConfig {
+/// The server itself: what the prepare step and the health probe use (so a change to
+/// the consumers' databases does not restart the server on reload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PgServer {
     /// The main unit's name (`services.NAME`).
     pub unit: String,
     pub bin_dir: PathBuf,
     pub port: u16,
-    pub extensions: Vec<String>,
-    /// `-c key=value` pairs after ours, in file order, pg_search preload merged in.
-    pub settings: Vec<(String, String)>,
-    pub databases: Vec<String>,
     /// Unix user of the server; None = the daemon's own user (non-root daemons).
     pub user: Option<String>,
     /// DATA_DIR/NAME.
     pub data_dir: PathBuf,
     /// RUNTIME_DIR/NAME: the server's Unix socket folder.
     pub socket_dir: PathBuf,
+}
+
+impl PgServer {
+    /// Secret holding the superuser's password.
+    pub fn superuser_secret(&self) -> String {
+        superuser_secret(&self.unit)
+    }
+    /// `BIN/name`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+}
+
+/// Everything the units and tasks of one postgres preset need, resolved from its section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PgConfig {
+    pub server: PgServer,
+    pub extensions: Vec<String>,
+    /// `-c key=value` pairs after ours, in file order, pg_search preload merged in.
+    pub settings: Vec<(String, String)>,
+    pub databases: Vec<String>,
     /// Roles that get CREATEROLE (Logto's seed creates its own tenant role).
     pub createrole: Vec<String>,
 }
@@ -59,28 +79,25 @@ pub struct PgConfig {
 impl PgConfig {
     /// Secret holding the superuser's password.
     pub fn superuser_secret(&self) -> String {
-        superuser_secret(&self.unit)
+        self.server.superuser_secret()
     }
     /// Secret holding the password of the role owning `db`.
     pub fn role_secret(&self, db: &str) -> String {
-        role_secret(&self.unit, db)
-    }
-    /// `BIN/name`.
-    pub fn bin(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
+        role_secret(&self.server.unit, db)
     }
     /// The server's argv.
     pub fn argv(&self) -> Vec<String> {
+        let srv = &self.server;
         let mut argv = vec![
-            self.bin("postgres").display().to_string(),
+            srv.bin("postgres").display().to_string(),
             "-D".into(),
-            self.data_dir.display().to_string(),
+            srv.data_dir.display().to_string(),
             "-c".into(),
-            format!("port={}", self.port),
+            format!("port={}", srv.port),
             "-c".into(),
             "listen_addresses=127.0.0.1".into(),
             "-c".into(),
-            format!("unix_socket_directories={}", self.socket_dir.display()),
+            format!("unix_socket_directories={}", srv.socket_dir.display()),
         ];
         for (k, v) in &self.settings {
             argv.push("-c".into());
@@ -108,7 +125,7 @@ pub fn init_name(unit: &str) -> String {
 /// The provisioning oneshot of the config's postgres unit: consumers depend on it
 /// (`completed`) so that their role, database and extensions exist before they start.
 pub fn init_unit_name(ctx: &PresetCtx) -> Option<String> {
-    ctx.find_preset("postgres").map(|(n, _)| init_name(n))
+    ctx.find_preset(Preset::Postgres).map(|(n, _)| init_name(n))
 }
 
 /// The dependency edge a consumer of the database adds (`NAME-init` completed).
@@ -123,7 +140,7 @@ pub fn init_dependency(ctx: &PresetCtx) -> Option<Dependency> {
 /// the database `db` of the config's postgres unit; None when there is no postgres preset
 /// or it does not list `db` in `databases`.
 pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
-    let (name, section) = ctx.find_preset("postgres")?;
+    let (name, section) = ctx.find_preset(Preset::Postgres)?;
     if !databases_of(section).iter().any(|d| d == db) {
         return None;
     }
@@ -198,13 +215,10 @@ fn setting_text(v: &toml::Value) -> Option<String> {
     }
 }
 
-/// Resolves the section; problems are returned located by key.
-pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
-    let s = ctx.section;
-    let key = &ctx.key;
-    let mut issues = Vec::new();
-
-    let bin_dir = match &s.bin_dir {
+/// `bin_dir`: as set, else the major version of an existing cluster, else the newest
+/// installed one.
+fn resolve_bin_dir(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> PathBuf {
+    match &ctx.section.bin_dir {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => ctx.base_dir.join(p),
         // An existing cluster keeps its major version when a newer one gets installed.
@@ -212,15 +226,18 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             .or_else(|| newest_bin_dir(Path::new(DEBIAN_PG_ROOT)))
             .unwrap_or_else(|| {
             issues.push(Issue::new(
-                format!("{key}.bin_dir"),
+                format!("{}.bin_dir", ctx.key),
                 format!(
                     "no PostgreSQL found under {DEBIAN_PG_ROOT}/*/bin: install the `postgresql` package or set bin_dir = \"/path/to/postgresql/bin\""
                 ),
             ));
             PathBuf::from(DEBIAN_PG_ROOT).join("bin")
         }),
-    };
+    }
+}
 
+/// `extensions`, each a valid identifier.
+fn resolve_extensions(s: &ServiceSection, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     let extensions = s
         .extensions
         .clone()
@@ -233,7 +250,11 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             ));
         }
     }
+    extensions
+}
 
+/// `databases`: consumer names, each once, none of the server's own.
+fn resolve_databases(s: &ServiceSection, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     let databases = databases_of(s);
     for (i, d) in databases.iter().enumerate() {
         if !valid_identifier(d) || d == "postgres" || d.starts_with("template") {
@@ -249,39 +270,62 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             ));
         }
     }
+    databases
+}
 
-    let mut settings: Vec<(String, String)> = Vec::new();
-    for (k, v) in &s.settings {
-        let skey = format!("{key}.settings.{k}");
-        if !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
-            issues.push(Issue::new(&skey, "not a PostgreSQL setting name"));
-            continue;
+/// One `settings.KEY`: Some((key, text)) when the operator may set it.
+fn setting(
+    key: &str,
+    k: &str,
+    v: &toml::Value,
+    issues: &mut Vec<Issue>,
+) -> Option<(String, String)> {
+    let skey = format!("{key}.settings.{k}");
+    if !k
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        issues.push(Issue::new(&skey, "not a PostgreSQL setting name"));
+        return None;
+    }
+    match k {
+        "port" => {
+            issues.push(Issue::new(&skey, format!("set {key}.port instead")));
+            return None;
         }
-        match k.as_str() {
-            "port" => {
-                issues.push(Issue::new(&skey, format!("set {key}.port instead")));
-                continue;
-            }
-            "unix_socket_directories" | "data_directory" => {
-                issues.push(Issue::new(
-                    &skey,
-                    "chosen by the preset (socket under the runtime dir, data under DATA_DIR)",
-                ));
-                continue;
-            }
-            _ => {}
+        "unix_socket_directories" | "data_directory" => {
+            issues.push(Issue::new(
+                &skey,
+                "chosen by the preset (socket under the runtime dir, data under DATA_DIR)",
+            ));
+            return None;
         }
-        match setting_text(v) {
-            Some(t) => settings.push((k.clone(), t)),
-            None => issues.push(Issue::new(
+        _ => {}
+    }
+    match setting_text(v) {
+        Some(t) => Some((k.to_string(), t)),
+        None => {
+            issues.push(Issue::new(
                 &skey,
                 "give a string, number or boolean (e.g. shared_buffers = \"1GB\")",
-            )),
+            ));
+            None
         }
     }
+}
+
+/// `settings` in file order, with pg_search's preload merged in when it is wanted.
+fn resolve_settings(
+    s: &ServiceSection,
+    key: &str,
+    extensions: &[String],
+    issues: &mut Vec<Issue>,
+) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = s
+        .settings
+        .iter()
+        .filter_map(|(k, v)| setting(key, k, v, issues))
+        .collect();
     // ParadeDB pg_search must be preloaded (≥ 0.23); keep the operator's own libraries.
     if extensions.iter().any(|e| e == "pg_search") {
         match settings
@@ -300,31 +344,43 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
             None => settings.push(("shared_preload_libraries".into(), "pg_search".into())),
         }
     }
+    settings
+}
 
+/// Resolves the section; problems are returned located by key.
+pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
+    let s = ctx.section;
+    let key = &ctx.key;
+    let mut issues = Vec::new();
+    let bin_dir = resolve_bin_dir(ctx, &mut issues);
+    let extensions = resolve_extensions(s, key, &mut issues);
+    let databases = resolve_databases(s, key, &mut issues);
+    let settings = resolve_settings(s, key, &extensions, &mut issues);
     let user = match &s.user {
         Some(u) => Some(u.clone()),
         None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
         None => None,
     };
-
     // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE.
-    let createrole = if ctx.find_preset("logto").is_some() && databases.iter().any(|d| d == "logto")
-    {
-        vec!["logto".to_string()]
-    } else {
-        Vec::new()
-    };
-
-    let cfg = PgConfig {
+    let createrole =
+        if ctx.find_preset(Preset::Logto).is_some() && databases.iter().any(|d| d == "logto") {
+            vec!["logto".to_string()]
+        } else {
+            Vec::new()
+        };
+    let server = PgServer {
         unit: ctx.name.to_string(),
         bin_dir,
         port: port_of(s),
-        extensions,
-        settings,
-        databases,
         user,
         data_dir: ctx.stack.data_dir.join(ctx.name),
         socket_dir: ctx.stack.runtime_dir.join(ctx.name),
+    };
+    let cfg = PgConfig {
+        server,
+        extensions,
+        settings,
+        databases,
         createrole,
     };
     (cfg, issues)
@@ -335,8 +391,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     let (cfg, mut issues) = resolve(ctx);
     e.issues.append(&mut issues);
-    let runtime = ctx.section.runtime.unwrap_or(ctx.cfg.stack.runtime);
-    if runtime == RuntimeName::Podman || ctx.section.image.is_some() {
+    if crate::stack::common::uses_podman(ctx.cfg, ctx.section) {
         e.issues.push(Issue::new(
             format!("{}.runtime", ctx.key),
             "the postgres preset runs PostgreSQL natively for now: set runtime = \"process\" and bin_dir",
@@ -346,17 +401,17 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut main = blank_unit(ctx.name, &ctx.key, "preset postgres");
     main.kind = UnitKind::Longrun;
     main.exec = Exec::Command(cfg.argv());
-    main.user = cfg.user.clone();
-    main.port = Some(cfg.port);
+    main.user = cfg.server.user.clone();
+    main.port = Some(cfg.server.port);
     // A database that stops on its own (pg_ctl stop, OOM) is always wanted back.
     main.restart = RestartPolicy::Always;
     // Fast shutdown: rolls back open transactions, checkpoints, exits; SIGKILL would
     // force crash recovery on the next start.
     main.stop_signal = Signal::SIGINT;
     main.stop_timeout = Duration::from_secs(120);
-    main.prepare = Some(datadir::prepare_task(&cfg));
+    main.prepare = Some(TaskSpec::PostgresInitDb(cfg.server.clone()));
     main.health = Some(Health {
-        probe: Probe::Task(client::probe_task(&cfg)),
+        probe: Probe::Task(TaskSpec::PostgresReady(cfg.server.clone())),
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(5),
         retries: 3,
@@ -369,7 +424,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         &ctx.key,
         "preset postgres",
         ctx.name,
-        Exec::Task(provision::init_task(&cfg)),
+        Exec::Task(TaskSpec::PostgresInit(cfg.clone())),
     );
 
     e.secrets.insert(
@@ -378,10 +433,10 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
             kind: SecretKind::Random { bytes: 32 },
             owner: None,
             consumers: Vec::new(),
-            rotate: Some(provision::rotate_task(&cfg, SUPERUSER)),
+            rotate: Some(rotate_task(&cfg, SUPERUSER)),
             description: format!(
                 "password of the PostgreSQL superuser {SUPERUSER:?} of unit {}",
-                cfg.unit
+                cfg.server.unit
             ),
         },
     );
@@ -393,7 +448,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 owner: None,
                 // Units embedding the URL are found from their env at rotation time.
                 consumers: Vec::new(),
-                rotate: Some(provision::rotate_task(&cfg, db)),
+                rotate: Some(rotate_task(&cfg, db)),
                 description: format!("password of PostgreSQL role {db:?} (database {db:?})"),
             },
         );
@@ -401,4 +456,12 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     e.units.push(main);
     e.units.push(init);
     e
+}
+
+/// The rotate task of the secret behind `role` (the superuser or a consumer role).
+fn rotate_task(cfg: &PgConfig, role: &str) -> TaskSpec {
+    TaskSpec::PostgresRotate(PgRotate {
+        server: cfg.server.clone(),
+        role: role.to_string(),
+    })
 }

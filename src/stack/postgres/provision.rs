@@ -4,10 +4,10 @@
 //! Every step reads the current state first and changes only what differs, so a second
 //! run changes nothing (not even a password hash's salt).
 
-use super::client::{connect, connect_superuser, error_text};
+use super::client::{connect, connect_superuser};
 use super::error::extension_package;
-use super::{PgConfig, PgError, SUPERUSER};
-use crate::plan::{SecretKind, Task, TaskContext};
+use super::{PgConfig, PgError, PgServer, SUPERUSER};
+use crate::plan::{SecretKind, TaskContext};
 use crate::secrets::rotate::pending_name;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -33,7 +33,7 @@ async fn exec(c: &Client, db: &str, sql: &str) -> Result<(), PgError> {
     c.batch_execute(sql).await.map_err(|e| PgError::Sql {
         db: db.into(),
         sql: redact(sql),
-        reason: error_text(&e),
+        source: e,
     })
 }
 
@@ -49,7 +49,7 @@ async fn exists(
         .map_err(|e| PgError::Sql {
             db: db.into(),
             sql: sql.into(),
-            reason: error_text(&e),
+            source: e,
         })
 }
 
@@ -61,231 +61,225 @@ fn redact(sql: &str) -> String {
     }
 }
 
-/// Brings roles, databases, privileges and extensions to the wanted state; returns what
-/// it changed (empty on a second run).
-pub async fn provision(cfg: &PgConfig, ctx: &TaskContext) -> Result<Vec<String>, PgError> {
-    let su_password = ctx.secrets.read(&cfg.superuser_secret())?;
-    let su = connect_superuser(cfg, &su_password, "postgres", PATIENCE).await?;
+/// What one step changed, in words for the unit's log.
+type Changes = Vec<String>;
+
+/// The server's major version (`server_version_num` / 10000), for messages.
+async fn server_major(su: &Client) -> Result<String, PgError> {
+    let sql = "SELECT current_setting('server_version_num')";
     let version: String = su
-        .query_one("SELECT current_setting('server_version_num')", &[])
+        .query_one(sql, &[])
         .await
         .map(|r| r.get(0))
         .map_err(|e| PgError::Sql {
             db: "postgres".into(),
-            sql: "SELECT current_setting('server_version_num')".into(),
-            reason: error_text(&e),
+            sql: sql.into(),
+            source: e,
         })?;
-    let major = version
+    Ok(version
         .parse::<u32>()
         .map(|n| (n / 10000).to_string())
-        .unwrap_or(version);
+        .unwrap_or(version))
+}
 
-    let mut changes = Vec::new();
-    // Extension availability first: fail before creating anything half-way.
+/// Every wanted extension must be installable: fail before creating anything half-way.
+async fn check_extensions(cfg: &PgConfig, su: &Client) -> Result<(), PgError> {
+    let major = server_major(su).await?;
     for ext in &cfg.extensions {
-        if !exists(
-            &su,
-            "postgres",
-            "SELECT 1 FROM pg_available_extensions WHERE name = $1",
-            ext,
-        )
-        .await?
-        {
+        let sql = "SELECT 1 FROM pg_available_extensions WHERE name = $1";
+        if !exists(su, "postgres", sql, ext).await? {
             return Err(PgError::MissingExtension {
-                unit: cfg.unit.clone(),
+                unit: cfg.server.unit.clone(),
                 ext: ext.clone(),
                 version: major.clone(),
-                bin_dir: cfg.bin_dir.clone(),
+                bin_dir: cfg.server.bin_dir.clone(),
                 package: extension_package(ext, &major),
             });
         }
     }
+    Ok(())
+}
 
+/// The role owning `db` exists with LOGIN and the wanted CREATEROLE; returns whether its
+/// password was set by this step (a new role).
+async fn ensure_role(
+    cfg: &PgConfig,
+    su: &Client,
+    db: &str,
+    password: &str,
+    changes: &mut Changes,
+) -> Result<bool, PgError> {
+    let role = quote_ident(db);
+    let createrole = cfg.createrole.iter().any(|r| r == db);
+    let attrs = su
+        .query_opt(
+            "SELECT rolcanlogin, rolcreaterole FROM pg_roles WHERE rolname = $1",
+            &[&db],
+        )
+        .await
+        .map_err(|e| PgError::Sql {
+            db: "postgres".into(),
+            sql: "SELECT … FROM pg_roles".into(),
+            source: e,
+        })?;
+    let Some(r) = attrs else {
+        let sql = format!(
+            "CREATE ROLE {role} LOGIN {} PASSWORD {}",
+            if createrole { "CREATEROLE" } else { "" },
+            quote_literal(&verifier(password))
+        );
+        exec(su, "postgres", &sql).await?;
+        changes.push(format!("created role {db}"));
+        return Ok(true);
+    };
+    let (login, cr): (bool, bool) = (r.get(0), r.get(1));
+    if !login || cr != createrole {
+        let attr = if createrole {
+            "CREATEROLE"
+        } else {
+            "NOCREATEROLE"
+        };
+        exec(su, "postgres", &format!("ALTER ROLE {role} LOGIN {attr}")).await?;
+        changes.push(format!("fixed attributes of role {db}"));
+    }
+    Ok(false)
+}
+
+/// Database `db` exists and is owned by the role of the same name.
+async fn ensure_database(su: &Client, db: &str, changes: &mut Changes) -> Result<(), PgError> {
+    let role = quote_ident(db);
+    let sql = "SELECT 1 FROM pg_database WHERE datname = $1";
+    if !exists(su, "postgres", sql, &db).await? {
+        exec(
+            su,
+            "postgres",
+            &format!("CREATE DATABASE {role} OWNER {role}"),
+        )
+        .await?;
+        changes.push(format!("created database {db}"));
+        return Ok(());
+    }
+    let sql = "SELECT 1 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba \
+               WHERE d.datname = $1 AND r.rolname = d.datname";
+    if !exists(su, "postgres", sql, &db).await? {
+        let sql = format!("ALTER DATABASE {role} OWNER TO {role}");
+        exec(su, "postgres", &sql).await?;
+        changes.push(format!("gave database {db} to role {db}"));
+    }
+    Ok(())
+}
+
+/// PUBLIC may not CONNECT to `db`: other roles must not open it (CONNECT comes only from
+/// ownership, or superuser for the maintenance database).
+async fn revoke_public_connect(
+    su: &Client,
+    db: &str,
+    changes: &mut Changes,
+) -> Result<(), PgError> {
+    let sql = "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')";
+    if exists(su, "postgres", sql, &db).await? {
+        let sql = format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+            quote_ident(db)
+        );
+        exec(su, "postgres", &sql).await?;
+        changes.push(format!("revoked CONNECT on {db} from PUBLIC"));
+    }
+    Ok(())
+}
+
+/// The role's password matches the secrets store; checked by logging in, which keeps the
+/// stored hash (and its salt) untouched.
+async fn ensure_password(
+    cfg: &PgConfig,
+    su: &Client,
+    db: &str,
+    password: &str,
+    changes: &mut Changes,
+) -> Result<(), PgError> {
+    if connect(cfg.server.port, db, password, db).await.is_ok() {
+        return Ok(());
+    }
+    let sql = format!(
+        "ALTER ROLE {} PASSWORD {}",
+        quote_ident(db),
+        quote_literal(&verifier(password))
+    );
+    exec(su, "postgres", &sql).await?;
+    changes.push(format!("set password of role {db} from the secrets store"));
+    Ok(())
+}
+
+/// The wanted extensions exist in `db` (created as the superuser).
+async fn ensure_extensions(
+    cfg: &PgConfig,
+    su_password: &str,
+    db: &str,
+    changes: &mut Changes,
+) -> Result<(), PgError> {
+    if cfg.extensions.is_empty() {
+        return Ok(());
+    }
+    let c = connect_superuser(&cfg.server, su_password, db, PATIENCE).await?;
+    for ext in &cfg.extensions {
+        let sql = "SELECT 1 FROM pg_extension WHERE extname = $1";
+        if !exists(&c, db, sql, ext).await? {
+            let sql = format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext));
+            exec(&c, db, &sql).await?;
+            changes.push(format!("created extension {ext} in {db}"));
+        }
+    }
+    Ok(())
+}
+
+/// Brings roles, databases, privileges and extensions to the wanted state; returns what
+/// it changed (empty on a second run).
+pub async fn provision(cfg: &PgConfig, ctx: &TaskContext) -> Result<Vec<String>, PgError> {
+    let su_password = ctx.secrets.read(&cfg.superuser_secret())?;
+    let su = connect_superuser(&cfg.server, &su_password, "postgres", PATIENCE).await?;
+    check_extensions(cfg, &su).await?;
+    let mut changes = Vec::new();
     for db in &cfg.databases {
         let password = ctx.secrets.ensure(
             &cfg.role_secret(db),
             &SecretKind::Random { bytes: 32 },
             None,
         )?;
-        let role = quote_ident(db);
-        let createrole = cfg.createrole.iter().any(|r| r == db);
-        let attrs = su
-            .query_opt(
-                "SELECT rolcanlogin, rolcreaterole FROM pg_roles WHERE rolname = $1",
-                &[db],
-            )
-            .await
-            .map_err(|e| PgError::Sql {
-                db: "postgres".into(),
-                sql: "SELECT … FROM pg_roles".into(),
-                reason: error_text(&e),
-            })?;
-        let mut password_set = false;
-        match attrs {
-            None => {
-                let sql = format!(
-                    "CREATE ROLE {role} LOGIN {} PASSWORD {}",
-                    if createrole { "CREATEROLE" } else { "" },
-                    quote_literal(&verifier(&password))
-                );
-                exec(&su, "postgres", &sql).await?;
-                password_set = true;
-                changes.push(format!("created role {db}"));
-            }
-            Some(r) => {
-                let (login, cr): (bool, bool) = (r.get(0), r.get(1));
-                if !login || cr != createrole {
-                    let sql = format!(
-                        "ALTER ROLE {role} LOGIN {}",
-                        if createrole {
-                            "CREATEROLE"
-                        } else {
-                            "NOCREATEROLE"
-                        }
-                    );
-                    exec(&su, "postgres", &sql).await?;
-                    changes.push(format!("fixed attributes of role {db}"));
-                }
-            }
-        }
-        if !exists(
-            &su,
-            "postgres",
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            db,
-        )
-        .await?
-        {
-            exec(
-                &su,
-                "postgres",
-                &format!("CREATE DATABASE {role} OWNER {role}"),
-            )
-            .await?;
-            changes.push(format!("created database {db}"));
-        } else if !exists(
-            &su,
-            "postgres",
-            "SELECT 1 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba \
-             WHERE d.datname = $1 AND r.rolname = d.datname",
-            db,
-        )
-        .await?
-        {
-            exec(
-                &su,
-                "postgres",
-                &format!("ALTER DATABASE {role} OWNER TO {role}"),
-            )
-            .await?;
-            changes.push(format!("gave database {db} to role {db}"));
-        }
-        // Other roles must not open this database: CONNECT comes only from ownership.
-        if exists(
-            &su,
-            "postgres",
-            "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')",
-            db,
-        )
-        .await?
-        {
-            exec(
-                &su,
-                "postgres",
-                &format!("REVOKE CONNECT, TEMPORARY ON DATABASE {role} FROM PUBLIC"),
-            )
-            .await?;
-            changes.push(format!("revoked CONNECT on {db} from PUBLIC"));
-        }
+        let password_set = ensure_role(cfg, &su, db, &password, &mut changes).await?;
+        ensure_database(&su, db, &mut changes).await?;
+        revoke_public_connect(&su, db, &mut changes).await?;
         if !password_set {
-            // Checking by logging in keeps the stored hash (and its salt) untouched.
-            match connect(cfg.port, db, &password, db).await {
-                Ok(_) => {}
-                Err(_) => {
-                    let sql = format!(
-                        "ALTER ROLE {role} PASSWORD {}",
-                        quote_literal(&verifier(&password))
-                    );
-                    exec(&su, "postgres", &sql).await?;
-                    changes.push(format!("set password of role {db} from the secrets store"));
-                }
-            }
+            ensure_password(cfg, &su, db, &password, &mut changes).await?;
         }
-        if !cfg.extensions.is_empty() {
-            let c = connect_superuser(cfg, &su_password, db, PATIENCE).await?;
-            for ext in &cfg.extensions {
-                if !exists(&c, db, "SELECT 1 FROM pg_extension WHERE extname = $1", ext).await? {
-                    exec(
-                        &c,
-                        db,
-                        &format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext)),
-                    )
-                    .await?;
-                    changes.push(format!("created extension {ext} in {db}"));
-                }
-            }
-        }
+        ensure_extensions(cfg, &su_password, db, &mut changes).await?;
     }
     // The maintenance database is for the superuser only.
-    if exists(
-        &su,
-        "postgres",
-        "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')",
-        &"postgres",
-    )
-    .await?
-    {
-        exec(
-            &su,
-            "postgres",
-            "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC",
-        )
-        .await?;
-        changes.push("revoked CONNECT on postgres from PUBLIC".into());
-    }
+    revoke_public_connect(&su, "postgres", &mut changes).await?;
     Ok(changes)
 }
 
-/// The `NAME-init` oneshot.
-pub fn init_task(cfg: &PgConfig) -> Task {
-    let cfg = cfg.clone();
-    Task::new(
-        format!(
-            "postgres init: roles+databases {:?}, extensions {:?}{}",
-            cfg.databases,
-            cfg.extensions,
-            if cfg.createrole.is_empty() {
-                String::new()
-            } else {
-                format!(", CREATEROLE for {:?}", cfg.createrole)
-            }
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            async move {
-                let changes = provision(&cfg, &ctx).await.map_err(|e| e.to_string())?;
-                if changes.is_empty() {
-                    ctx.log("roles, databases and extensions are up to date");
-                }
-                for c in changes {
-                    ctx.log(c);
-                }
-                Ok(())
-            }
-        },
-    )
+/// The `NAME-init` oneshot: provisions and logs what changed.
+pub async fn init(cfg: &PgConfig, ctx: &TaskContext) -> Result<(), PgError> {
+    let changes = provision(cfg, ctx).await?;
+    if changes.is_empty() {
+        ctx.log("roles, databases and extensions are up to date");
+    }
+    for c in changes {
+        ctx.log(c);
+    }
+    Ok(())
 }
 
 /// Sets `role`'s password to the pending value of its secret (see `secrets::rotate`).
-pub async fn rotate_role(cfg: &PgConfig, ctx: &TaskContext, role: &str) -> Result<(), PgError> {
+pub async fn rotate_role(srv: &PgServer, ctx: &TaskContext, role: &str) -> Result<(), PgError> {
     let secret = if role == SUPERUSER {
-        cfg.superuser_secret()
+        srv.superuser_secret()
     } else {
-        cfg.role_secret(role)
+        super::role_secret(&srv.unit, role)
     };
     let new = ctx.secrets.read(&pending_name(&secret))?;
-    let su_password = ctx.secrets.read(&cfg.superuser_secret())?;
-    let su = connect_superuser(cfg, &su_password, "postgres", PATIENCE).await?;
+    let su_password = ctx.secrets.read(&srv.superuser_secret())?;
+    let su = connect_superuser(srv, &su_password, "postgres", PATIENCE).await?;
     match su
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
         .await
@@ -297,7 +291,7 @@ pub async fn rotate_role(cfg: &PgConfig, ctx: &TaskContext, role: &str) -> Resul
             return Err(PgError::Sql {
                 db: "postgres".into(),
                 sql: "SELECT 1 FROM pg_roles".into(),
-                reason: error_text(&e),
+                source: e,
             })
         }
     }
@@ -309,25 +303,4 @@ pub async fn rotate_role(cfg: &PgConfig, ctx: &TaskContext, role: &str) -> Resul
     exec(&su, "postgres", &sql).await?;
     ctx.log(format!("password of role {role} changed"));
     Ok(())
-}
-
-/// The rotate task of the secret behind `role` (the superuser or a consumer role).
-pub fn rotate_task(cfg: &PgConfig, role: &str) -> Task {
-    let cfg = cfg.clone();
-    let role = role.to_string();
-    Task::new(
-        format!(
-            "postgres rotate: ALTER ROLE {role} on 127.0.0.1:{}",
-            cfg.port
-        ),
-        move |ctx| {
-            let cfg = cfg.clone();
-            let role = role.clone();
-            async move {
-                rotate_role(&cfg, &ctx, &role)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        },
-    )
 }

@@ -76,7 +76,7 @@ impl Machine {
                 secrets: self.shared.secrets.clone(),
                 log: self.log.as_fn(),
             };
-            runtime::task::run(prep, ctx)
+            prep.run(ctx)
                 .await
                 .map_err(|e| format!("prepare failed: {e}"))?;
         }

@@ -1,7 +1,7 @@
 //! The supervisor as a library, the way other pieces plug into it: start gates, prepare
 //! tasks, in-daemon task units, `restart_with_reason`, snapshots and shutdown.
 
-use prometheus_stack::plan::{self, BuildOptions, Exec, Plan, Task, Unit};
+use prometheus_stack::plan::{self, BuildOptions, Exec, Plan, TaskSpec, Unit};
 use prometheus_stack::secrets::SecretStore;
 use prometheus_stack::supervisor::{Gate, Handle, Snapshot, StartGate, Supervisor, UnitState};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -93,7 +93,7 @@ command = ["placeholder"]
     );
     let tries = Arc::new(AtomicU32::new(0));
     let t = tries.clone();
-    unit_mut(&mut p, "prepared").prepare = Some(Task::new("fails twice", move |_ctx| {
+    unit_mut(&mut p, "prepared").prepare = Some(TaskSpec::custom("fails twice", move |_ctx| {
         let n = t.fetch_add(1, Ordering::SeqCst);
         async move {
             if n < 2 {
@@ -103,14 +103,16 @@ command = ["placeholder"]
             }
         }
     }));
-    unit_mut(&mut p, "provision").exec = Exec::Task(Task::new("provision", |ctx| async move {
-        ctx.log("provisioning done");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok(())
-    }));
-    unit_mut(&mut p, "broken-task").exec = Exec::Task(Task::new("broken", |_ctx| async move {
-        Err::<(), String>("bucket policy refused: AccessDenied".into())
-    }));
+    unit_mut(&mut p, "provision").exec =
+        Exec::Task(TaskSpec::custom("provision", |ctx| async move {
+            ctx.log("provisioning done");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<(), String>(())
+        }));
+    unit_mut(&mut p, "broken-task").exec =
+        Exec::Task(TaskSpec::custom("broken", |_ctx| async move {
+            Err::<(), String>("bucket policy refused: AccessDenied".into())
+        }));
     let gate = Arc::new(GpuGate {
         open: AtomicBool::new(false),
     });

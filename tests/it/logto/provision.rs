@@ -60,7 +60,7 @@ async fn run_provision(plan: Plan, store: &SecretStore) -> Result<Vec<String>, S
         secrets: store.clone(),
         log: Arc::new(move |l| sink.lock().unwrap().push(l)),
     };
-    (task.run)(ctx).await?;
+    task.run(ctx).await.map_err(|e| e.to_string())?;
     let out = lines.lock().unwrap().clone();
     Ok(out)
 }

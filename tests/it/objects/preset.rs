@@ -373,7 +373,7 @@ fn prepare_creates_the_data_dir_owned_by_the_unit_user() {
     let prepare = u.prepare.clone().unwrap();
     let (ctx, _) = task_ctx(&p, "objects", &data);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on((prepare.run)(ctx)).expect("prepare");
+    rt.block_on(prepare.run(ctx)).expect("prepare");
     let md = std::fs::metadata(data.join("objects")).unwrap();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     assert_eq!(md.uid(), nobody.uid.as_raw());

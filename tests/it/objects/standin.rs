@@ -41,9 +41,7 @@ async fn rustfs_preset_unit_and_init_against_rustfs_standin() {
     }
     let u = p.unit("objects").unwrap().clone();
     let (ctx, _) = task_ctx(&p, "objects", &data);
-    (u.prepare.as_ref().unwrap().run)(ctx)
-        .await
-        .expect("prepare");
+    u.prepare.as_ref().unwrap().run(ctx).await.expect("prepare");
 
     let Exec::Command(argv) = &u.exec else {
         panic!()

@@ -202,7 +202,7 @@ fn database_urls_for_later_presets() {
     };
     let (pg, issues) = prometheus_stack::stack::postgres::resolve(&db_ctx);
     assert_eq!(pg.createrole, vec!["logto".to_string()]);
-    assert_eq!(pg.data_dir, PathBuf::from("/tmp/x/db"));
+    assert_eq!(pg.server.data_dir, PathBuf::from("/tmp/x/db"));
     assert!(
         issues.iter().all(|i| !i.key.contains("databases")),
         "{issues:?}"

@@ -199,7 +199,7 @@ pub async fn run_unit_task(ctx: TaskContext) -> Result<(), String> {
     let Exec::Task(t) = &unit.exec else {
         panic!("{} is not a task unit", unit.name)
     };
-    (t.run)(ctx).await
+    t.run(ctx).await.map_err(|e| e.to_string())
 }
 
 /// A plan with the TLS proxy (internal CA) on `https_port` and the rustfs preset pointed at

@@ -123,14 +123,16 @@ pub fn store(plan: &Plan) -> SecretStore {
 /// Runs the unit's prepare task.
 pub async fn prepare(plan: &Plan, c: &Ctx) -> Result<(), String> {
     let t = plan.unit("postgres").unwrap().prepare.clone().unwrap();
-    (t.run)(c.ctx.clone()).await
+    t.run(c.ctx.clone()).await.map_err(|e| e.to_string())
 }
 
 /// Runs the unit's health probe once.
 pub async fn probe(plan: &Plan, c: &Ctx) -> Result<(), String> {
     let h = plan.unit("postgres").unwrap().health.clone().unwrap();
     match h.probe {
-        prometheus_stack::plan::Probe::Task(t) => (t.run)(c.ctx.clone()).await,
+        prometheus_stack::plan::Probe::Task(t) => {
+            t.run(c.ctx.clone()).await.map_err(|e| e.to_string())
+        }
         other => panic!("probe is not a task: {other:?}"),
     }
 }
@@ -150,7 +152,7 @@ pub async fn wait_healthy(plan: &Plan, c: &Ctx, limit: Duration) {
 /// Runs `postgres-init`.
 pub async fn init(plan: &Plan, c: &Ctx) -> Result<(), String> {
     match &plan.unit("postgres-init").unwrap().exec {
-        Exec::Task(t) => (t.run)(c.ctx.clone()).await,
+        Exec::Task(t) => t.run(c.ctx.clone()).await.map_err(|e| e.to_string()),
         other => panic!("postgres-init is not a task: {other:?}"),
     }
 }
