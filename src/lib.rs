@@ -18,3 +18,4 @@ pub mod secrets;
 pub mod stack;
 pub mod supervisor;
 pub mod systemd;
+pub mod usage;
