@@ -81,3 +81,68 @@ async fn sigterm_answers_the_request_in_flight_and_refuses_new_connections() {
         sent.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnels_hold_their_place_under_the_limit_and_close_on_shutdown() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws_up = upstream::websocket_echo().await;
+    let (s, toml) = common_proxy::site::setup(
+        &format!(r#"{{ path = "/ws", to = "{ws_up}" }}, {{ path = "/", to = "UP" }}"#),
+        "max_connections = 1",
+        "",
+    )
+    .await;
+    let proxy = common_proxy::start(
+        common_proxy::plan(&toml),
+        std::sync::Arc::new(prometheus_stack::proxy::AlwaysHealthy),
+    )
+    .await;
+    let addr = proxy.local_addrs().https;
+    let client = TlsClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let url = format!("wss://f.test:{}/ws", addr.port());
+    let open_ws = || async {
+        let tls = client.connect(addr, "f.test").await.unwrap();
+        let (mut ws, resp) = tokio_tungstenite::client_async(url.clone(), tls)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 101);
+        ws.send(Message::text("ping")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping"));
+        ws
+    };
+
+    // The tunnel outlives its HTTP connection but keeps the only permit.
+    let mut ws = open_ws().await;
+    let second = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(addr, "f.test").await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a connection beyond max_connections = 1 was served"
+    );
+    ws.close(None).await.unwrap();
+    drop(ws);
+    let tls = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the permit came back when the tunnel closed")
+        .unwrap();
+    drop(tls.unwrap());
+
+    // Shutdown closes an open tunnel at once instead of waiting out the grace period (2 s).
+    let mut ws = open_ws().await;
+    let t = Instant::now();
+    proxy.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let end = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    assert!(
+        matches!(end, Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_))))),
+        "{end:?}"
+    );
+}
