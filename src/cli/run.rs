@@ -32,8 +32,9 @@ use tokio_util::task::TaskTracker;
 /// How long shutdown waits for the background services after the units stopped.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(2);
 /// How long the runtime waits for blocking work left behind (an abandoned reload's
-/// plan build) before the process exits.
-const BLOCKING_GRACE: Duration = Duration::from_secs(1);
+/// plan build, a start-time podman cleanup) before the process exits; dropping the
+/// runtime would wait for it without bound.
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the daemon in the foreground until SIGTERM/SIGINT.
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -127,8 +128,12 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     let _lock = lock_runtime_dir(&plan.stack.runtime_dir)?;
     clean_up_after_previous(&plan);
     let secrets = SecretStore::new(&plan.stack.data_dir);
-    if let Err(e) = supervisor::ensure_secrets(&plan, &secrets) {
-        anyhow::bail!("{e}");
+    // A first start generates RSA keys (CPU seconds): off the async workers.
+    let (p, s) = (plan.clone(), secrets.clone());
+    match tokio::task::spawn_blocking(move || supervisor::ensure_secrets(&p, &s)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => anyhow::bail!("{e}"),
+        Err(e) => anyhow::bail!("generating the secrets failed: {e}"),
     }
     let mut signals = Signals::take()?;
     // Units that call our HTTPS trust the internal CA (NODE_EXTRA_CA_CERTS): it must
