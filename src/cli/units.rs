@@ -275,3 +275,34 @@ pub fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Err(e) => fail(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_reads_like_docker_stats() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(64 << 20), "64.0MiB");
+        assert_eq!(bytes((3 << 30) + (512 << 20)), "3.5GiB");
+    }
+
+    #[test]
+    fn status_table_has_cpu_and_memory_columns() {
+        let v = serde_json::json!({"units": [
+            {"name": "db", "state": "running", "pid": 7, "cpu_percent": 12.345,
+             "memory_bytes": 100 << 20, "restarts": 0},
+            {"name": "idle", "state": "stopped", "restarts": 1},
+        ]});
+        let t = render_status(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("UNIT") && lines[0].contains("CPU") && lines[0].contains("MEM")
+        );
+        assert!(
+            lines[1].contains("12.3%") && lines[1].contains("100.0MiB"),
+            "{t}"
+        );
+        assert!(!lines[2].contains('%'), "{t}");
+    }
+}
