@@ -68,7 +68,8 @@ pub struct ProxyOptions {
     pub cert_poll: Duration,
     /// How often internal-CA leaves are checked for renewal.
     pub renew_check: Duration,
-    /// How long shutdown waits for open connections.
+    /// The drain bound: how long shutdown waits for requests in flight before it closes
+    /// what is still open.
     pub shutdown_grace: Duration,
 }
 
