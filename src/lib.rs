@@ -19,3 +19,4 @@ pub mod secrets;
 pub mod stack;
 pub mod supervisor;
 pub mod systemd;
+pub mod usage;

@@ -122,6 +122,8 @@ pub fn render_status(v: &Value) -> String {
         "UNIT",
         "STATE",
         "PID",
+        "CPU",
+        "MEM",
         "UPTIME",
         "RESTARTS",
         "HEALTH",
@@ -143,6 +145,10 @@ pub fn render_status(v: &Value) -> String {
                 .as_u64()
                 .map(|p| p.to_string())
                 .unwrap_or("-".into()),
+            u["cpu_percent"]
+                .as_f64()
+                .map_or("-".into(), |c| format!("{c:.1}%")),
+            u["memory_bytes"].as_u64().map_or("-".into(), bytes),
             up,
             u["restarts"].as_u64().unwrap_or(0).to_string(),
             s("health"),
@@ -150,7 +156,7 @@ pub fn render_status(v: &Value) -> String {
             s("reason"),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 10];
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
@@ -160,7 +166,7 @@ pub fn render_status(v: &Value) -> String {
     for r in &rows {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
-            if i == 7 {
+            if i == widths.len() - 1 {
                 line.push_str(c);
             } else {
                 line.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -170,6 +176,22 @@ pub fn render_status(v: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Memory as `docker stats` shows it: 1024-based, one decimal.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
 }
 
 fn human(secs: f64) -> String {
@@ -251,5 +273,36 @@ pub fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_reads_like_docker_stats() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(64 << 20), "64.0MiB");
+        assert_eq!(bytes((3 << 30) + (512 << 20)), "3.5GiB");
+    }
+
+    #[test]
+    fn status_table_has_cpu_and_memory_columns() {
+        let v = serde_json::json!({"units": [
+            {"name": "db", "state": "running", "pid": 7, "cpu_percent": 12.345,
+             "memory_bytes": 100 << 20, "restarts": 0},
+            {"name": "idle", "state": "stopped", "restarts": 1},
+        ]});
+        let t = render_status(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("UNIT") && lines[0].contains("CPU") && lines[0].contains("MEM")
+        );
+        assert!(
+            lines[1].contains("12.3%") && lines[1].contains("100.0MiB"),
+            "{t}"
+        );
+        assert!(!lines[2].contains('%'), "{t}");
     }
 }

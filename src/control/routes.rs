@@ -2,7 +2,8 @@
 //! (e.g. `/v1/metrics`, `/v1/gpu`, `/v1/secrets/…`).
 //!
 //! - `GET  /v1/status` → the supervisor snapshot (`{"units":[…],"started_at":…,"ready":…}`)
-//!   plus the plan's `"warnings":[…]`
+//!   plus the plan's `"warnings":[…]`; each unit also gets `cpu_percent`, `cpu_seconds`
+//!   and `memory_bytes` from the usage sampler (null before the first sample)
 //! - `POST /v1/units/{name}/start|stop|restart` → `{"ok":true}`
 //! - `GET  /v1/units/{name}/logs?n=N[&follow=1]` → text lines (streamed with follow)
 //! - `POST /v1/reload` → the reload report, or 422 `{"error":…}` when the file is invalid
@@ -31,6 +32,8 @@ pub struct ControlCtx {
     pub gpu: Option<tokio::sync::watch::Receiver<crate::gpu::GpuSnapshot>>,
     /// What `GET /v1/metrics` renders.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Per-unit CPU and memory for `GET /v1/status` (None: the fields are null).
+    pub usage: Option<crate::usage::UsageMonitor>,
 }
 
 /// Dispatches one request.
@@ -44,6 +47,7 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
             // The plan's notes (e.g. "LobeChat uses the root S3 key") belong in status too.
             let mut v = serde_json::to_value(&*h.snapshot()).unwrap_or_default();
             v["warnings"] = serde_json::json!(h.plan().warnings);
+            add_usage(&mut v, ctx.usage.as_ref());
             json(StatusCode::OK, &v)
         }
         (&Method::GET, ["v1", "gpu"]) => match &ctx.gpu {
@@ -91,6 +95,17 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
             StatusCode::NOT_FOUND,
             format!("no endpoint {} {path}", req.method()),
         ),
+    }
+}
+
+/// Puts each unit's latest usage sample into its status object.
+fn add_usage(status: &mut serde_json::Value, usage: Option<&crate::usage::UsageMonitor>) {
+    let table = usage.map(|u| u.table()).unwrap_or_default();
+    for u in status["units"].as_array_mut().into_iter().flatten() {
+        let row = u["name"].as_str().and_then(|n| table.get(n));
+        u["cpu_percent"] = serde_json::json!(row.and_then(|r| r.cpu_percent));
+        u["cpu_seconds"] = serde_json::json!(row.map(|r| r.cpu_seconds));
+        u["memory_bytes"] = serde_json::json!(row.and_then(|r| r.memory_bytes));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Prometheus exposition (`prometheus-client`, OpenMetrics text): units, GPUs, proxy.
+//! Prometheus exposition (`prometheus-client`, OpenMetrics text): units, their CPU and
+//! memory, GPUs, proxy.
 //!
 //! Every scrape builds a fresh registry from the current snapshots, so a series exists
 //! exactly while its subject does (a GPU that is gone, or monitoring that is unavailable,
@@ -8,10 +9,12 @@ mod gpu;
 mod proxy;
 mod serve;
 mod units;
+mod usage;
 
 pub use gpu::GpuMetrics;
-pub use serve::{serve, MetricsError, CONTENT_TYPE};
+pub use serve::{serve, serve_with, MetricsError, ServeGuard, CONTENT_TYPE};
 pub use units::{UnitMetrics, UnitRow, UnitRows, UNIT_STATES};
+pub use usage::UsageMetrics;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;

@@ -1,8 +1,11 @@
 //! Accepting connections: a connection limit (semaphore), a TLS handshake deadline,
 //! HTTP/1.1 or HTTP/2 by ALPN with abuse limits, and the
-//! plain-HTTP redirect listener.
+//! plain-HTTP redirect listener. Every loop and connection runs under the proxy's
+//! [`Drain`]: on shutdown the loops return (the listening socket closes, so new
+//! connections are refused) and open connections finish their requests.
 
 use super::body::ResponseBody;
+use super::drain::Drain;
 use super::error::ProxyError;
 use super::redirect;
 use super::service::{self, ConnInfo, Shared};
@@ -13,7 +16,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// HTTP/2 streams one client may have open at once.
@@ -37,25 +40,15 @@ pub(crate) async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, P
         })
 }
 
-/// What stops accept loops and asks open connections to finish.
-#[derive(Clone)]
-pub(crate) struct Stop(pub watch::Receiver<bool>);
-
-impl Stop {
-    /// Resolves once the proxy is stopping.
-    pub(crate) async fn wait(&mut self) {
-        let _ = self.0.wait_for(|s| *s).await;
-    }
-}
-
-/// Drives a hyper connection until it ends or the proxy stops (then gracefully).
+/// Drives a hyper connection until it ends or the proxy stops (then gracefully: the
+/// request in flight is answered, keep-alive ends, HTTP/2 sends GOAWAY).
 macro_rules! serve_until_stop {
-    ($conn:expr, $stop:expr, $peer:expr) => {{
+    ($conn:expr, $drain:expr, $peer:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => log_conn_end($peer, r),
-            _ = $stop.wait() => {
+            _ = $drain.stopped() => {
                 conn.as_mut().graceful_shutdown();
                 log_conn_end($peer, conn.await);
             }
@@ -84,22 +77,22 @@ fn http2_builder() -> http2::Builder<TokioExecutor> {
     b
 }
 
-/// Accepts on `listener` (the `what` listener, for the log) until `stop`, holding one
-/// `limit` permit per connection while `serve` handles it on its own task.
+/// Accepts on `listener` (the `what` listener, for the log) until the drain starts,
+/// handing one `limit` permit per connection to `serve`, which runs on a drained task.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     what: &str,
     limit: Arc<Semaphore>,
-    mut stop: Stop,
+    drain: Drain,
     serve: F,
 ) where
-    F: Fn(TcpStream, std::net::SocketAddr, Stop) -> Fut,
+    F: Fn(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.wait() => return,
+            _ = drain.stopped() => return,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -111,13 +104,9 @@ async fn accept_loop<F, Fut>(
                     continue;
                 }
             },
-            _ = stop.wait() => return,
+            _ = drain.stopped() => return,
         };
-        let conn = serve(tcp, peer, stop.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            conn.await;
-        });
+        drain.spawn(serve(tcp, peer, permit));
     }
 }
 
@@ -127,25 +116,27 @@ pub(crate) async fn serve_https(
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     limit: Arc<Semaphore>,
-    stop: Stop,
 ) {
-    accept_loop(listener, "https", limit, stop, |tcp, peer, stop| {
+    let drain = shared.drain.clone();
+    accept_loop(listener, "https", limit, drain, |tcp, peer, permit| {
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         async move {
             let _open = shared.metrics.connection();
-            serve_tls_conn(tcp, peer, shared, acceptor, stop).await;
+            serve_tls_conn(tcp, peer, shared, acceptor, Arc::new(permit)).await;
         }
     })
     .await
 }
 
+/// One HTTPS connection; `permit` (its place under the connection limit) is shared with
+/// the WebSocket tunnels it opens, so it is given back when the last of them ends.
 async fn serve_tls_conn(
     tcp: TcpStream,
     peer: std::net::SocketAddr,
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
-    mut stop: Stop,
+    permit: Arc<OwnedSemaphorePermit>,
 ) {
     let _ = tcp.set_nodelay(true);
     let header_timeout = shared.state.load().header_timeout;
@@ -165,19 +156,21 @@ async fn serve_tls_conn(
     let info = Arc::new(ConnInfo {
         peer,
         sni: tls.get_ref().1.server_name().map(str::to_ascii_lowercase),
+        permit,
     });
+    let drain = shared.drain.clone();
     // ALPN decides the protocol (no sniffing): h2 or HTTP/1.1 with upgrades.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let svc = service_fn(move |req| service::handle(shared.clone(), info.clone(), req));
     let io = TokioIo::new(tls);
     if h2 {
-        serve_until_stop!(http2_builder().serve_connection(io, svc), stop, peer);
+        serve_until_stop!(http2_builder().serve_connection(io, svc), drain, peer);
     } else {
         serve_until_stop!(
             http1_builder(header_timeout)
                 .serve_connection(io, svc)
                 .with_upgrades(),
-            stop,
+            drain,
             peer
         );
     }
@@ -195,11 +188,13 @@ pub(crate) async fn serve_http_redirect(
     shared: Arc<Shared>,
     https_port: u16,
     limit: Arc<Semaphore>,
-    stop: Stop,
 ) {
-    accept_loop(listener, "http", limit, stop, |tcp, peer, mut stop| {
+    let drain = shared.drain.clone();
+    accept_loop(listener, "http", limit, drain, |tcp, peer, permit| {
         let shared = shared.clone();
         async move {
+            let _permit = permit;
+            let drain = shared.drain.clone();
             let header_timeout = shared.state.load().header_timeout;
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let state = shared.state.load();
@@ -207,7 +202,7 @@ pub(crate) async fn serve_http_redirect(
                 async move { Ok::<hyper::Response<ResponseBody>, Infallible>(resp) }
             });
             let b = http1_builder(header_timeout);
-            serve_until_stop!(b.serve_connection(TokioIo::new(tcp), svc), stop, peer);
+            serve_until_stop!(b.serve_connection(TokioIo::new(tcp), svc), drain, peer);
         }
     })
     .await

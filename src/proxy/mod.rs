@@ -10,8 +10,11 @@
 //! - `async` [`ProxyHandle::reload`]`(Arc<Plan>) -> Result<(), ProxyError>`: new routes,
 //!   limits and certificates; open connections are kept (listen addresses are not
 //!   rebound). Call it on SIGHUP / `reload`.
-//! - `async` [`ProxyHandle::shutdown`]`(self)`: stop accepting, let open requests
-//!   finish (bounded by the grace period).
+//! - `async` [`ProxyHandle::shutdown`]`(&self)`: stop accepting (the listening sockets
+//!   close: new connections are refused), let requests in flight finish, bounded by
+//!   the grace period; WebSocket tunnels close at once.
+//! - [`ProxyHandle::connection_limit`]: the `[proxy] max_connections` semaphore, for
+//!   other listeners that count against it (the metrics listener).
 //! - [`ProxyHandle::local_addrs`]: the bound addresses (useful with port 0).
 //! - [`ProxyHandle::metrics`] → [`ProxyMetrics::register`] into a prometheus registry.
 //! - [`UnitHealth`] (the supervisor's snapshot implements it), [`UnitView`],
@@ -26,6 +29,7 @@
 mod access_log;
 mod body;
 mod certs;
+mod drain;
 mod error;
 mod forward;
 mod health;
@@ -49,13 +53,13 @@ use crate::config::model::TlsMode;
 use crate::plan::{Plan, ProxyPlan};
 use arc_swap::ArcSwap;
 use certs::{CertSource, CertStore};
-use listener::Stop;
+use drain::Drain;
 use service::{Shared, State};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Tunables that are not in the config file.
 #[derive(Debug, Clone)]
@@ -64,7 +68,8 @@ pub struct ProxyOptions {
     pub cert_poll: Duration,
     /// How often internal-CA leaves are checked for renewal.
     pub renew_check: Duration,
-    /// How long shutdown waits for open connections.
+    /// The drain bound: how long shutdown waits for requests in flight before it closes
+    /// what is still open.
     pub shutdown_grace: Duration,
 }
 
@@ -108,64 +113,68 @@ impl Proxy {
         let sources = cert_sources(p).await?;
         let certs = CertStore::new(&sources)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(certs.clone())?);
-        let https = listener::bind(&p.https, "https").await?;
-        let http = match &p.http {
-            Some(a) => Some(listener::bind(a, "http").await?),
-            None => None,
-        };
-        let addrs = ProxyAddrs {
-            https: https.local_addr().map_err(|source| ProxyError::Bind {
-                addr: p.https.clone(),
-                key: "https",
-                source,
-            })?,
-            http: http.as_ref().and_then(|l| l.local_addr().ok()),
-        };
+        let (https, http, addrs) = bind_all(p).await?;
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(State::new(p, None)),
             health,
             metrics: ProxyMetrics::default(),
             no_site: metrics::SiteName(Arc::from("-")),
+            drain: Drain::default(),
         });
-        let max_conn = p.max_connections.max(1);
-        let limit = Arc::new(Semaphore::new(max_conn));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(listener::serve_https(
+        let limit = Arc::new(Semaphore::new(p.max_connections.max(1)));
+        let drain = shared.drain.clone();
+        drain.spawn(listener::serve_https(
             https,
             shared.clone(),
             acceptor,
             limit.clone(),
-            Stop(stop_rx.clone()),
-        ))];
+        ));
         if let Some(l) = http {
-            tasks.push(tokio::spawn(listener::serve_http_redirect(
+            let port = addrs.https.port();
+            drain.spawn(listener::serve_http_redirect(
                 l,
                 shared.clone(),
-                addrs.https.port(),
+                port,
                 limit.clone(),
-                Stop(stop_rx.clone()),
-            )));
+            ));
         }
         let plan_now = Arc::new(ArcSwap::from(plan.clone()));
-        tasks.push(tokio::spawn(watch_certs(
+        drain.spawn(watch_certs(
             certs.clone(),
             plan_now.clone(),
             opts.clone(),
-            Stop(stop_rx),
-        )));
+            drain.clone(),
+        ));
         tracing::info!(https = %addrs.https, http = ?addrs.http, sites = p.sites.len(), "proxy: listening");
         Ok(ProxyHandle {
             shared,
             certs,
             plan: plan_now,
             addrs,
-            stop: stop_tx,
-            tasks,
             limit,
-            max_conn,
             opts,
         })
     }
+}
+
+/// Binds `[proxy] https` and, when set, `http`.
+async fn bind_all(
+    p: &ProxyPlan,
+) -> Result<(TcpListener, Option<TcpListener>, ProxyAddrs), ProxyError> {
+    let https = listener::bind(&p.https, "https").await?;
+    let http = match &p.http {
+        Some(a) => Some(listener::bind(a, "http").await?),
+        None => None,
+    };
+    let addrs = ProxyAddrs {
+        https: https.local_addr().map_err(|source| ProxyError::Bind {
+            addr: p.https.clone(),
+            key: "https",
+            source,
+        })?,
+        http: http.as_ref().and_then(|l| l.local_addr().ok()),
+    };
+    Ok((https, http, addrs))
 }
 
 /// A running proxy.
@@ -174,10 +183,7 @@ pub struct ProxyHandle {
     certs: Arc<CertStore>,
     plan: Arc<ArcSwap<Plan>>,
     addrs: ProxyAddrs,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
     limit: Arc<Semaphore>,
-    max_conn: usize,
     opts: ProxyOptions,
 }
 
@@ -185,6 +191,11 @@ impl ProxyHandle {
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> ProxyAddrs {
         self.addrs
+    }
+
+    /// The `[proxy] max_connections` limit: one permit per open connection or tunnel.
+    pub fn connection_limit(&self) -> Arc<Semaphore> {
+        self.limit.clone()
     }
 
     /// The proxy's metrics (register them once into the daemon's registry).
@@ -215,18 +226,15 @@ impl ProxyHandle {
         Ok(())
     }
 
-    /// Stops accepting, asks open connections to finish, waits up to the grace period.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let all = u32::try_from(self.max_conn).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(self.opts.shutdown_grace, self.limit.acquire_many(all));
-        if drained.await.is_err() {
+    /// Stops accepting (new connections are refused), lets requests in flight finish and
+    /// waits up to the grace period, then closes what is still open. A second call
+    /// returns at once.
+    pub async fn shutdown(&self) {
+        if !self.shared.drain.run(self.opts.shutdown_grace).await {
             tracing::warn!(
-                "proxy: connections still open after the shutdown grace period; closing them"
+                "proxy: connections still open after the shutdown grace period ({:?}); closed them",
+                self.opts.shutdown_grace
             );
-        }
-        for t in self.tasks {
-            t.abort();
         }
     }
 }
@@ -274,7 +282,7 @@ async fn watch_certs(
     certs: Arc<CertStore>,
     plan: Arc<ArcSwap<Plan>>,
     opts: ProxyOptions,
-    mut stop: Stop,
+    drain: Drain,
 ) {
     let mut poll = tokio::time::interval(opts.cert_poll);
     let mut renew = tokio::time::interval(opts.renew_check);
@@ -296,7 +304,7 @@ async fn watch_certs(
                     }
                 }
             }
-            _ = stop.wait() => return,
+            _ = drain.stopped() => return,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::access_log::AccessRecord;
 use super::body::{RequestBody, ResponseBody};
+use super::drain::Drain;
 use super::forward::{self, ClientSide, Upstream};
 use super::metrics::{ProxyMetrics, SiteName};
 use super::routes::{strip_port, RouteTable, SiteRoutes, Target};
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub metrics: ProxyMetrics,
     /// Metrics label for requests that matched no site.
     pub no_site: SiteName,
+    /// Shutdown: connections and tunnels run under it.
+    pub drain: Drain,
 }
 
 /// Facts about the client connection.
@@ -71,6 +74,8 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// Server name the TLS client asked for.
     pub sni: Option<String>,
+    /// The connection's place under `[proxy] max_connections`; tunnels keep it too.
+    pub permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The hyper service function for HTTPS connections.
@@ -126,8 +131,6 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
-/// True when the TLS connection was made for another of our sites than Host names
-/// (a browser reusing a connection across sites must open a new one).
 /// HSTS (unless the upstream sent its own) and `nosniff` where the upstream set none.
 fn security_headers(state: &State, h: &mut hyper::HeaderMap) {
     if let Some(v) = &state.hsts {
@@ -138,6 +141,8 @@ fn security_headers(state: &State, h: &mut hyper::HeaderMap) {
         .or_insert_with(|| HeaderValue::from_static("nosniff"));
 }
 
+/// True when the TLS connection was made for another of our sites than Host names
+/// (a browser reusing a connection across sites must open a new one).
 fn misdirected(routes: &RouteTable, site: &Arc<SiteRoutes>, sni: Option<&str>) -> bool {
     match sni.and_then(|name| routes.site(name)) {
         Some(s) => !Arc::ptr_eq(s, site),
@@ -171,7 +176,7 @@ async fn route(
         }
     }
     let limit = route.max_body.unwrap_or(state.max_body);
-    let mut resp = forward_to(state, conn, authority, target, limit, req).await;
+    let mut resp = forward_to(state, &shared.drain, conn, authority, target, limit, req).await;
     if route.uploads {
         super::uploads::harden(resp.headers_mut());
     }
@@ -189,6 +194,7 @@ fn redirect(loc: &str) -> Response<ResponseBody> {
 
 async fn forward_to(
     state: &State,
+    drain: &Drain,
     conn: &ConnInfo,
     authority: &str,
     target: &Target,
@@ -235,7 +241,7 @@ async fn forward_to(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            spawn_tunnel(drain, conn, client_upgrade, upstream_upgrade);
         }
         let (mut parts, body) = resp.into_parts();
         let proto = parts.headers.get(hyper::header::UPGRADE).cloned();
@@ -252,6 +258,26 @@ async fn forward_to(
     let (mut parts, body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, ResponseBody::upstream(body, state.upstream_timeout))
+}
+
+/// Runs the tunnel of an accepted upgrade under the drain, holding the connection's
+/// place under the connection limit until it ends.
+fn spawn_tunnel(
+    drain: &Drain,
+    conn: &ConnInfo,
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
+    let permit = conn.permit.clone();
+    let stop = drain.clone();
+    drain.spawn(async move {
+        let _permit = permit;
+        // A tunnel has no request boundary to finish at: it closes when the drain starts.
+        tokio::select! {
+            _ = tunnel(client, upstream) => {}
+            _ = stop.stopped() => {}
+        }
+    });
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections.

@@ -30,6 +30,12 @@ pub enum RotateError {
         unit: String,
         reason: String,
     },
+    #[error("secret {name:?} was not changed: generating the new value failed: {source}")]
+    Generator {
+        name: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// What a rotation did.
@@ -99,7 +105,14 @@ where
         return Err(RotateError::FromCredentials { name: name.into() });
     }
     let owner = owner_ids(name, spec.owner.as_deref())?;
-    let value = generate(name, &spec.kind)?;
+    // RSA key generation takes up to seconds of CPU: off the async workers.
+    let (n, kind) = (name.to_string(), spec.kind.clone());
+    let value = tokio::task::spawn_blocking(move || generate(&n, &kind))
+        .await
+        .map_err(|source| RotateError::Generator {
+            name: name.into(),
+            source,
+        })??;
     let pending = pending_name(name);
     store.write(&pending, &value, owner)?;
     if let Some(task) = &spec.rotate {
