@@ -3,3 +3,5 @@ mod control;
 mod lifecycle;
 mod processes;
 mod seams;
+mod shutdown;
+mod usage;

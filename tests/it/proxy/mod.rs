@@ -1,3 +1,4 @@
+mod drain;
 mod forward;
 mod limits;
 mod tls;

@@ -1,10 +1,7 @@
 //! Resource usage of a container unit: the memory of the container's processes (under
 //! its conmon, not only the `podman run` client) shows in `status --json` and metrics.
 
-mod common;
-mod common_podman;
-
-use common_podman::*;
+use crate::support::podman::*;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
@@ -40,7 +37,7 @@ stop_timeout = "2s"
         ),
     )
     .unwrap();
-    let mut d = Daemon::start(&config, &stack, &dir.path().join("daemon.log"));
+    let mut d = start_daemon(&config, &stack, &dir.path().join("daemon.log"));
     let hog = d.wait_unit("hog", "using 160 MiB", Duration::from_secs(40), |u| {
         u["memory_bytes"].as_u64().is_some_and(|m| m >= 160 * MIB)
     });

@@ -1,9 +1,6 @@
 //! SIGTERM during a reload: shutdown starts at once, not after the reload finished.
 
-mod common;
-mod common_core;
-
-use common_core::*;
+use crate::support::stack::*;
 use std::time::{Duration, Instant};
 
 const UNIT: &str = r#"
@@ -42,7 +39,7 @@ fn sigterm_during_a_reload_is_not_queued_behind_it() {
         tail(&s.stderr_text(), 30)
     );
     let mut daemon = s.daemon.take().unwrap();
-    let status = wait_child(&mut daemon, Duration::from_secs(30))
+    let status = wait_child(&mut daemon.child, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("daemon still running:\n{}", s.stderr_text()));
     assert!(status.success(), "{status}");
 }

@@ -1,10 +1,7 @@
 //! Per-unit resource usage: the resident memory of a unit's whole process tree and its
 //! CPU seconds, in `status`, `status --json` and the metrics.
 
-mod common;
-mod common_core;
-
-use common_core::*;
+use crate::support::stack::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

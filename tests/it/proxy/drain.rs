@@ -1,12 +1,8 @@
 //! The daemon's proxy on SIGTERM: new connections are refused at once, the request in
 //! flight is still answered, and the daemon exits within the drain bound.
 
-mod common;
-mod common_core;
-mod common_proxy;
-
-use common_core::{signal, wait_child, Stack};
-use common_proxy::{get1, upstream, write, TestCa, TlsClient};
+use crate::support::proxy::{get1, upstream, write, TestCa, TlsClient};
+use crate::support::stack::{signal, wait_child, Stack};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -72,7 +68,7 @@ async fn sigterm_answers_the_request_in_flight_and_refuses_new_connections() {
     assert_eq!(answer.body, "slow answer");
 
     let mut daemon = s.daemon.take().unwrap();
-    let status = tokio::task::block_in_place(|| wait_child(&mut daemon, DRAIN_BOUND))
+    let status = tokio::task::block_in_place(|| wait_child(&mut daemon.child, DRAIN_BOUND))
         .unwrap_or_else(|| panic!("daemon still running:\n{}", s.stderr_text()));
     assert!(status.success(), "{status}\n{}", s.stderr_text());
     assert!(
@@ -87,14 +83,14 @@ async fn websocket_tunnels_hold_their_place_under_the_limit_and_close_on_shutdow
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws_up = upstream::websocket_echo().await;
-    let (s, toml) = common_proxy::site::setup(
+    let (s, toml) = crate::support::proxy::site::setup(
         &format!(r#"{{ path = "/ws", to = "{ws_up}" }}, {{ path = "/", to = "UP" }}"#),
         "max_connections = 1",
         "",
     )
     .await;
-    let proxy = common_proxy::start(
-        common_proxy::plan(&toml),
+    let proxy = crate::support::proxy::start(
+        crate::support::proxy::plan(&toml),
         std::sync::Arc::new(prometheus_stack::proxy::AlwaysHealthy),
     )
     .await;
