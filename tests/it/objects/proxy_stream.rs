@@ -32,6 +32,11 @@ fn sha256_file(p: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_200mib_streams_through_proxy_with_rss_under_64mib_s3s_fs() {
+    if !crate::support::alone_in_own_process(
+        "objects::proxy_stream::upload_200mib_streams_through_proxy_with_rss_under_64mib_s3s_fs",
+    ) {
+        return;
+    }
     let s = s3s_fs("streamkey", "streamsecret123");
     let tmp = tempfile::tempdir().unwrap();
     let p = proxied_store_plan(tmp.path(), HTTPS_PORT, s.port);

@@ -89,3 +89,35 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
             .expect("tokio runtime")
     })
 }
+
+/// For tests that measure the whole process (peak RSS): in the shared test binary other
+/// tests' memory would count too, so the test re-runs itself alone in a child process.
+/// Returns true in that child (go on measuring); in the parent it waits for the child,
+/// fails if the child failed, and returns false (the parent has nothing left to do).
+pub fn alone_in_own_process(test: &str) -> bool {
+    const MARK: &str = "PSTEST_ALONE";
+    if std::env::var(MARK).as_deref() == Ok(test) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(MARK, test)
+        .output()
+        .expect("re-running the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{test} alone in its own process failed:\n{text}"
+    );
+    assert!(
+        text.contains("1 passed"),
+        "{test} did not run in the child:\n{text}"
+    );
+    eprint!("{text}");
+    false
+}
