@@ -82,22 +82,26 @@ pub fn ensure_secrets(plan: &Plan, store: &SecretStore) -> Result<(), SecretsErr
 pub async fn reload_from_source(handle: &Handle) -> Result<ReloadReport, ReloadError> {
     let current = handle.plan();
     let source = current.source.clone();
-    let plan = tokio::task::spawn_blocking(move || -> Result<Plan, ConfigError> {
-        match &source.path {
-            Some(p) => crate::plan::build_from_file(p, BuildOptions::default()),
+    let store = handle.secrets().clone();
+    // Reading the file and generating new secrets (RSA keys take CPU seconds) both
+    // block: off the async workers, so the proxy and the signal loop keep running.
+    let plan = tokio::task::spawn_blocking(move || -> Result<Plan, ReloadError> {
+        let plan = match &source.path {
+            Some(p) => crate::plan::build_from_file(p, BuildOptions::default())?,
             None => {
                 let (cfg, src) = crate::config::load_str(
                     &source.name,
                     None,
                     crate::config::DEFAULT_CONFIG.to_string(),
                 )?;
-                crate::plan::build(&cfg, &src, BuildOptions::default())
+                crate::plan::build(&cfg, &src, BuildOptions::default())?
             }
-        }
+        };
+        ensure_secrets(&plan, &store).map_err(ReloadError::Secrets)?;
+        Ok(plan)
     })
     .await
     .map_err(join_failure)??;
-    ensure_secrets(&plan, handle.secrets()).map_err(ReloadError::Secrets)?;
     handle.reload(Arc::new(plan)).await
 }
 
