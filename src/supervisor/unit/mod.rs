@@ -242,6 +242,9 @@ impl Machine {
     async fn pending(&mut self) -> Step {
         let mut snaps = self.shared.snap_tx.subscribe();
         loop {
+            if let Some(next) = self.queued(Phase::Pending).await {
+                return next;
+            }
             match self.check_start() {
                 Gate::Open => return Step::Start,
                 Gate::Wait(reason) => self.set(|s| {
@@ -266,6 +269,23 @@ impl Machine {
                 },
                 _ = snaps.changed() => {}
                 _ = tokio::time::sleep(GATE_POLL) => {}
+            }
+        }
+    }
+
+    /// Meets the commands that arrived while the unit was busy (a stop sent during a
+    /// reload's restart, say) before anything starts: otherwise a stop would first wait
+    /// for a whole new run to start and then stop it.
+    async fn queued(&mut self, phase: Phase) -> Option<Step> {
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
+            match self.command(phase, cmd, None).await {
+                Goto::Stay => {}
+                next => return Some(next.into()),
             }
         }
     }

@@ -8,7 +8,8 @@
 //! crash-loop history (like `systemctl reset-failed` then `start`); a restart of a unit
 //! that is not up yet queues nothing (pending stays pending, backoff starts at once).
 //! Commands that arrive while a unit is starting (prepare hook, spawn) wait until its
-//! child exists, then meet the `running` row.
+//! child exists, then meet the `running` row; commands that arrive while its child is
+//! being stopped for a restart meet the `pending` row before anything starts again.
 //!
 //! | phase \ event     | Start                  | Stop                         | Restart                             | Reload                                   | Remove          | Closed         |
 //! |-------------------|------------------------|------------------------------|-------------------------------------|------------------------------------------|-----------------|----------------|
