@@ -1,4 +1,5 @@
 //! Attacks on what runs as root or faces the network (security issue).
 
 mod bundle;
+mod logto_createrole;
 mod pg_datadir;
