@@ -94,3 +94,42 @@ fn old_unconstrained_ca_keeps_working_until_rotated() {
     let (good, out) = verify(&new.cert, &leaf.cert);
     assert!(good, "{out}");
 }
+
+/// The CLI: `ca` keeps an old CA as it is, `ca rotate` replaces it by a constrained one.
+#[test]
+fn ca_rotate_command_gives_an_old_ca_its_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stack.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[stack]\ndomain = \"example.test\"\ndata_dir = {:?}\n\
+             [proxy]\nhttps = \"127.0.0.1:0\"\ntls = \"internal\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let pki_dir = dir.path().join("data/pki");
+    let old = pki::ensure_ca_for(&pki_dir, None).unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::support::stack_command(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    assert!(run(&["ca"]).contains(&old.sha256), "kept as it is");
+    assert!(!text_of(&old.cert).contains("Name Constraints"));
+    let out = run(&["ca", "rotate"]);
+    assert!(out.contains("limited to example.test"), "{out}");
+    let new = pki::ca_info(&pki_dir).unwrap().unwrap();
+    assert_ne!(new.sha256, old.sha256);
+    assert!(out.contains(&new.sha256), "{out}");
+    assert!(text_of(&new.cert).contains("DNS:example.test"));
+}
