@@ -81,8 +81,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Internal CA: certificate path and fingerprint to trust
-    Ca,
+    /// Internal CA: certificate path and fingerprint to trust; `ca rotate` replaces it
+    Ca {
+        #[command(subcommand)]
+        action: Option<ca::CaAction>,
+    },
     /// The secrets store
     Secrets {
         #[command(subcommand)]
@@ -158,7 +161,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => units::reload(&ctx),
         Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
-        Command::Ca => ca::ca(&ctx),
+        Command::Ca { action } => ca::ca(&ctx, action),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

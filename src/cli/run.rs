@@ -139,7 +139,8 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
     // Units that call our HTTPS trust the internal CA (NODE_EXTRA_CA_CERTS): it must
     // exist before any of them starts.
     if let Some(p) = plan.proxy.as_ref().filter(|p| p.tls == TlsMode::Internal) {
-        crate::pki::ensure_ca(&p.pki_dir)
+        let hosts: Vec<String> = p.sites.iter().map(|s| s.host.clone()).collect();
+        crate::pki::ensure_stack_ca(&p.pki_dir, plan.stack.domain.as_deref(), &hosts)
             .with_context(|| format!("creating the internal CA in {}", p.pki_dir.display()))?;
     }
 

@@ -3,13 +3,20 @@
 //! `sites/` and re-issues a leaf when it nears expiry or the CA changed. Operators trust
 //! `ca.crt` (`prometheus-stack ca` prints its path and fingerprint); units get it as
 //! the plan's `proxy.ca_bundle` (NODE_EXTRA_CA_CERTS).
+//!
+//! A new CA carries X.509 name constraints (RFC 5280 §4.2.1.10): it can sign only for
+//! the stack's domain and its subdomains, `localhost` and loopback addresses, so an
+//! operator who trusts it system-wide trusts nothing else signed with its key. A CA
+//! made before the constraints keeps working; `prometheus-stack ca rotate` replaces it
+//! (and re-issues the leaves).
 
 mod files;
 
 use files::{read_text, write_private, write_public};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints,
 };
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -73,12 +80,22 @@ pub fn ca_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("ca.crt"), dir.join("ca.key"))
 }
 
-/// The CA in `dir`, created on first use.
-pub fn ensure_ca(dir: &Path) -> Result<CaInfo, PkiError> {
+/// The CA in `dir`, created on first use constrained as [`ca_domain`] says.
+pub fn ensure_stack_ca(
+    dir: &Path,
+    stack_domain: Option<&str>,
+    hosts: &[String],
+) -> Result<CaInfo, PkiError> {
+    ensure_ca_for(dir, ca_domain(stack_domain, hosts).as_deref())
+}
+
+/// The CA in `dir`, created on first use constrained to `domain` (see the module doc);
+/// without one it is created unconstrained (what it must sign for is unknown).
+pub fn ensure_ca_for(dir: &Path, domain: Option<&str>) -> Result<CaInfo, PkiError> {
     let (cert, key) = ca_paths(dir);
     match (cert.exists(), key.exists()) {
         (true, true) => {}
-        (false, false) => create_ca(dir, &cert, &key)?,
+        (false, false) => create_ca(dir, &cert, &key, domain)?,
         (true, false) => {
             return Err(PkiError::HalfCa {
                 present: cert,
@@ -113,7 +130,96 @@ fn gen_err(what: &str) -> impl Fn(rcgen::Error) -> PkiError + '_ {
     }
 }
 
-fn create_ca(dir: &Path, cert: &Path, key: &Path) -> Result<(), PkiError> {
+/// Replaces the CA in `dir` by a new one constrained to `domain`; the old pair is kept as
+/// `ca.crt.old`/`ca.key.old`. Leaves follow on their next [`ensure_site_certs`] (their
+/// issuer fingerprint no longer matches).
+pub fn rotate_ca(dir: &Path, domain: Option<&str>) -> Result<CaInfo, PkiError> {
+    let (cert, key) = ca_paths(dir);
+    for p in [&cert, &key] {
+        if p.exists() {
+            let old = p.with_extension(format!(
+                "{}.old",
+                p.extension().and_then(|e| e.to_str()).unwrap_or("")
+            ));
+            std::fs::rename(p, &old).map_err(|source| PkiError::Io {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    ensure_ca_for(dir, domain)
+}
+
+/// The domain a new CA is limited to: the stack's domain when every site host is under
+/// it, else the domain the site hosts share (an operator's site outside the domain
+/// widens it rather than breaking); None when there is none.
+pub fn ca_domain(stack_domain: Option<&str>, hosts: &[String]) -> Option<String> {
+    let norm = |h: &str| h.trim_matches('.').to_ascii_lowercase();
+    if let Some(d) = stack_domain.map(norm).filter(|d| !d.is_empty()) {
+        let inside = |h: &String| {
+            let h = norm(h.trim_start_matches("*."));
+            h == d
+                || h.ends_with(&format!(".{d}"))
+                || h == "localhost"
+                || h.parse::<std::net::IpAddr>().is_ok()
+        };
+        if hosts.iter().all(inside) {
+            return Some(d);
+        }
+    }
+    hosts_domain(hosts)
+}
+
+/// The name constraints of a new CA: `domain` (with its subdomains), `localhost`,
+/// 127.0.0.0/8 and ::1.
+pub fn scope(domain: &str) -> NameConstraints {
+    let mut permitted = vec![GeneralSubtree::DnsName(domain.into())];
+    permitted.push(GeneralSubtree::DnsName("localhost".into()));
+    permitted.push(GeneralSubtree::IpAddress(CidrSubnet::V4(
+        [127, 0, 0, 0],
+        [255, 0, 0, 0],
+    )));
+    let mut one = [0u8; 16];
+    one[15] = 1;
+    permitted.push(GeneralSubtree::IpAddress(CidrSubnet::V6(one, [0xff; 16])));
+    NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: Vec::new(),
+    }
+}
+
+/// The domain the sites share, for a CA created by [`ensure_site_certs`] itself: each
+/// host's parent (the host when it has two labels), then their common suffix; None when
+/// that is a single label or there is no DNS host.
+fn hosts_domain(hosts: &[String]) -> Option<String> {
+    let mut common: Option<Vec<String>> = None;
+    for h in hosts {
+        let h = h
+            .trim_start_matches("*.")
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if h == "localhost" || h.parse::<std::net::IpAddr>().is_ok() {
+            continue;
+        }
+        let mut labels: Vec<String> = h.split('.').rev().map(str::to_string).collect();
+        if labels.len() > 2 {
+            labels.pop();
+        }
+        common = Some(match common {
+            None => labels,
+            Some(c) => c
+                .into_iter()
+                .zip(labels)
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    let c = common?;
+    (c.len() >= 2).then(|| c.into_iter().rev().collect::<Vec<_>>().join("."))
+}
+
+fn create_ca(dir: &Path, cert: &Path, key: &Path, domain: Option<&str>) -> Result<(), PkiError> {
     files::create_dir(dir)?;
     let kp = KeyPair::generate().map_err(gen_err("the CA key"))?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err("the CA"))?;
@@ -133,6 +239,7 @@ fn create_ca(dir: &Path, cert: &Path, key: &Path) -> Result<(), PkiError> {
     let now = SystemTime::now();
     params.not_before = OffsetDateTime::from(now - Duration::from_secs(3600));
     params.not_after = OffsetDateTime::from(now + CA_VALIDITY);
+    params.name_constraints = domain.map(scope);
     let ca = params.self_signed(&kp).map_err(gen_err("the CA"))?;
     write_private(key, kp.serialize_pem().as_bytes())?;
     write_public(cert, ca.pem().as_bytes())?;
@@ -164,7 +271,7 @@ pub fn ensure_site_certs(
     hosts: &[String],
     policy: &LeafPolicy,
 ) -> Result<Vec<IssuedLeaf>, PkiError> {
-    let ca = ensure_ca(dir)?;
+    let ca = ensure_stack_ca(dir, None, hosts)?;
     let mut issuer: Option<Issuer<'static, KeyPair>> = None;
     let mut out = Vec::new();
     for host in hosts {
@@ -289,8 +396,8 @@ mod tests {
     #[test]
     fn ca_is_created_once_and_leaves_renew_before_expiry() {
         let d = tempfile::tempdir().unwrap();
-        let ca1 = ensure_ca(d.path()).unwrap();
-        let ca2 = ensure_ca(d.path()).unwrap();
+        let ca1 = ensure_ca_for(d.path(), Some("example.test")).unwrap();
+        let ca2 = ensure_ca_for(d.path(), None).unwrap();
         assert_eq!(ca1, ca2);
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&ca1.key).unwrap().permissions(),
@@ -316,5 +423,35 @@ mod tests {
         let end = not_after(&l1[0].cert).unwrap();
         assert!(end > SystemTime::now() + Duration::from_secs(300 * 86400));
         assert!(l1[1].cert.ends_with("sites/_wildcard.example.test.crt"));
+    }
+
+    #[test]
+    fn ca_domain_is_the_stack_domain_or_what_the_sites_share() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sites = h(&["lobe.example.test", "*.example.test", "localhost"]);
+        assert_eq!(
+            ca_domain(Some("example.test"), &sites).as_deref(),
+            Some("example.test")
+        );
+        // A site outside the stack's domain widens the scope to what all share.
+        let mixed = h(&["lobe.a.example.test", "chat.b.example.test"]);
+        assert_eq!(
+            ca_domain(Some("a.example.test"), &mixed).as_deref(),
+            Some("example.test")
+        );
+        assert_eq!(
+            ca_domain(None, &h(&["lobe.example.test"])).as_deref(),
+            Some("example.test")
+        );
+        assert_eq!(
+            ca_domain(None, &h(&["example.test"])).as_deref(),
+            Some("example.test")
+        );
+        // Nothing shared beyond a top-level label: no constraint rather than a wrong one.
+        assert_eq!(
+            ca_domain(None, &h(&["a.example.org", "b.example.test"])),
+            None
+        );
+        assert_eq!(ca_domain(None, &h(&["127.0.0.1"])), None);
     }
 }

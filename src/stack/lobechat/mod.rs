@@ -124,15 +124,16 @@ fn migrate_unit(ctx: &PresetCtx, dir: &std::path::Path, server: &Unit) -> Unit {
     m
 }
 
-/// In a container: the image's startServer.js (it migrates by itself), and the CA folder
-/// mounted read-only at the host path NODE_EXTRA_CA_CERTS names.
+/// In a container: the image's startServer.js (it migrates by itself), and the CA
+/// certificate alone mounted read-only at the host path NODE_EXTRA_CA_CERTS names (the
+/// pki folder also holds the CA's private key and the sites' keys: never mounted).
 fn podman_server(u: &mut Unit, s: &ServiceSection, ca_bundle: Option<&std::path::Path>) {
     u.exec = Exec::Command(Vec::new());
     if let Some(ca) = ca_bundle {
-        let dir = ca.parent().unwrap_or(ca).display().to_string();
+        let ca = ca.display().to_string();
         u.runtime = Runtime::Podman(PodmanSpec {
             image: s.image.clone().unwrap_or_default(),
-            volumes: vec![format!("{dir}:{dir}:ro")],
+            volumes: vec![format!("{ca}:{ca}:ro")],
             init: true,
             gpu_devices: false,
         });
@@ -237,4 +238,32 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         },
     ));
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security issue point 7: the container gets `ca.crt`, never the pki folder.
+    #[test]
+    fn podman_mounts_only_the_ca_certificate() {
+        let mut u = crate::plan::blank_unit("lobechat", "services.lobechat", "test");
+        let s = ServiceSection {
+            image: Some("docker.io/lobehub/lobehub:2.1.26".into()),
+            ..Default::default()
+        };
+        podman_server(
+            &mut u,
+            &s,
+            Some(std::path::Path::new("/var/lib/ps/pki/ca.crt")),
+        );
+        let Runtime::Podman(spec) = &u.runtime else {
+            panic!("not podman: {:?}", u.runtime)
+        };
+        assert_eq!(
+            spec.volumes,
+            ["/var/lib/ps/pki/ca.crt:/var/lib/ps/pki/ca.crt:ro"]
+        );
+        assert!(spec.volumes.iter().all(|v| !v.contains(".key")));
+    }
 }

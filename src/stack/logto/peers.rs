@@ -15,6 +15,12 @@ pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
     }
 }
 
+/// The postgres server that lends Logto's role CREATEROLE for the seed (taken back by
+/// `NAME-provision`); None when no postgres preset serves Logto's database.
+pub fn seed_role_server(ctx: &PresetCtx) -> Option<postgres::PgServer> {
+    postgres::seed_role_server(ctx, "logto")
+}
+
 /// The postgres preset's oneshot that creates roles and databases (completed).
 pub fn postgres_init(ctx: &PresetCtx) -> Option<Dependency> {
     postgres::init_dependency(ctx)

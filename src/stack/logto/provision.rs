@@ -53,6 +53,8 @@ pub enum ProvisionError {
     },
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    #[error("taking CREATEROLE back from Logto's role after its seed: {0}")]
+    SeedRole(#[source] Box<crate::stack::postgres::PgError>),
 }
 
 pub(super) fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ProvisionError {
@@ -415,6 +417,8 @@ pub struct ProvisionSpec {
     pub user_email_domain: String,
     /// The seed unit, named when Logto's tables are missing.
     pub seed: String,
+    /// The postgres server whose `logto` role holds CREATEROLE until the seed ran.
+    pub seed_role: Option<Box<crate::stack::postgres::PgServer>>,
 }
 
 impl ProvisionSpec {
@@ -439,6 +443,7 @@ impl ProvisionSpec {
                 .clone()
                 .unwrap_or_else(|| tenant_db::DEFAULT_USER_EMAIL_DOMAIN.into()),
             seed: seed.to_string(),
+            seed_role: super::peers::seed_role_server(ctx).map(Box::new),
         }
     }
 }
@@ -477,6 +482,12 @@ fn client_secret(tc: &TaskContext) -> Result<String, ProvisionError> {
 
 /// One provisioning run as the `NAME-provision` unit (or `secrets rotate`) does it.
 pub async fn run(spec: &ProvisionSpec, tc: &TaskContext) -> Result<Report, ProvisionError> {
+    // First, whatever fails later: the seed completed, its CREATEROLE is no longer needed.
+    if let Some(srv) = &spec.seed_role {
+        crate::stack::postgres::end_seed_createrole(srv, tc, "logto")
+            .await
+            .map_err(|e| ProvisionError::SeedRole(Box::new(e)))?;
+    }
     let url = spec.db_url.resolve(&tc.secrets)?;
     let client = match (&spec.lobechat, &spec.app_url) {
         (Some(_), Some(u)) => Some((ClientSpec::lobechat(u), client_secret(tc)?)),

@@ -72,11 +72,82 @@ fn check_reachable(cfg: &PgServer, user: &UnitUser, path: &Path) -> Result<(), P
     Ok(())
 }
 
-fn give(path: &Path, user: Option<&UnitUser>, mode: u32) -> Result<(), PgError> {
-    if let Some(u) = user {
-        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).map_err(io("chown", path))?;
+/// Opens `path` without following a symlink at its last component (`O_NOFOLLOW`), and
+/// without blocking on a planted FIFO; the unit's user owns the data tree, so root must
+/// never act on whatever a link there points to.
+fn open_nofollow(path: &Path, dir: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if dir {
+        flags |= libc::O_DIRECTORY;
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+}
+
+/// Why `path` is refused, when it is a link or not a plain file (None: a plain file).
+fn not_plain_file(err: &std::io::Error) -> Option<&'static str> {
+    (err.raw_os_error() == Some(libc::ELOOP)).then_some("is a symbolic link")
+}
+
+/// Reads at most `max` bytes of the plain file `path` (never through a symlink).
+fn read_plain(path: &Path, max: u64) -> Result<String, PgError> {
+    use std::io::Read;
+    let refuse = |why: &'static str| PgError::Unsafe {
+        path: path.to_path_buf(),
+        why,
+    };
+    let f = open_nofollow(path, false).map_err(|e| match not_plain_file(&e) {
+        Some(why) => refuse(why),
+        None => io("cannot read", path)(e),
+    })?;
+    let md = f.metadata().map_err(io("cannot stat", path))?;
+    if !md.is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    let mut text = String::new();
+    f.take(max)
+        .read_to_string(&mut text)
+        .map_err(io("cannot read", path))?;
+    Ok(text)
+}
+
+/// Gives the folder `path` to the unit's user with `mode`, through an fd opened without
+/// following links (a chown by path could be redirected by a link swapped in between).
+fn give_dir(path: &Path, user: Option<&UnitUser>, mode: u32) -> Result<(), PgError> {
+    let d = open_nofollow(path, true).map_err(io("cannot open folder", path))?;
+    give_fd(&d, path, user, mode)
+}
+
+/// fchown + fchmod of an open file.
+fn give_fd(
+    f: &std::fs::File,
+    path: &Path,
+    user: Option<&UnitUser>,
+    mode: u32,
+) -> Result<(), PgError> {
+    if let Some(u) = user {
+        std::os::unix::fs::fchown(f, Some(u.uid), Some(u.gid)).map_err(io("chown", path))?;
+    }
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io("chmod", path))
+}
+
+/// PG_VERSION's major version, refused when it is a link, not a file, or not a version
+/// (never echoed: it could be any file's content).
+fn data_version(cfg: &PgServer) -> Result<String, PgError> {
+    let path = cfg.data_dir.join("PG_VERSION");
+    let text = read_plain(&path, 64)?;
+    let v = text.trim();
+    if v.is_empty() || v.len() > 8 || !v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(PgError::Unsafe {
+            path,
+            why: "does not hold a PostgreSQL version",
+        });
+    }
+    Ok(v.to_string())
 }
 
 /// Runs before every start of the server.
@@ -102,18 +173,17 @@ pub async fn prepare(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     )?;
 
     std::fs::create_dir_all(&cfg.socket_dir).map_err(io("cannot create", &cfg.socket_dir))?;
-    give(&cfg.socket_dir, user.as_ref(), 0o755)?;
+    give_dir(&cfg.socket_dir, user.as_ref(), 0o755)?;
     if let Some(u) = &user {
         check_reachable(cfg, u, &cfg.socket_dir)?;
         check_reachable(cfg, u, &cfg.data_dir)?;
     }
 
-    if cfg.data_dir.join("PG_VERSION").is_file() {
+    // Any entry (a link included) means a cluster: checked, never followed.
+    if std::fs::symlink_metadata(cfg.data_dir.join("PG_VERSION")).is_ok() {
         // An existing cluster is never modified here: only checked.
+        let data = data_version(cfg)?;
         if let Some(bin) = super::bin_dir_major(&cfg.bin_dir) {
-            let data = std::fs::read_to_string(cfg.data_dir.join("PG_VERSION"))
-                .map_err(io("cannot read", &cfg.data_dir.join("PG_VERSION")))?;
-            let data = data.trim().to_string();
             if data != bin {
                 return Err(PgError::VersionMismatch {
                     unit: cfg.unit.clone(),
@@ -171,16 +241,17 @@ async fn initdb(
         std::fs::remove_dir_all(&tmp).map_err(io("cannot remove leftover", &tmp))?;
     }
     std::fs::create_dir(&tmp).map_err(io("cannot create", &tmp))?;
-    give(&tmp, user, 0o700)?;
+    give_dir(&tmp, user, 0o700)?;
 
-    let pwfile = write_pwfile(cfg, user, password)?;
+    let pwdir = PwDir::create(cfg)?;
+    let pwfile = pwdir.write(user, password)?;
     let mut cmd = initdb_command(cfg, &tmp, &pwfile, user);
     ctx.log(format!(
         "initdb {} (superuser {SUPERUSER}, scram-sha-256)",
         cfg.data_dir.display()
     ));
     let out = cmd.output().await;
-    let _ = std::fs::remove_file(&pwfile);
+    drop(pwdir);
     let out = out.map_err(io("cannot run", &cfg.bin("initdb")))?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -204,27 +275,58 @@ async fn initdb(
     Ok(())
 }
 
-/// The superuser's password for `initdb --pwfile`, readable by the unit's user only
-/// (never on a command line).
-fn write_pwfile(
-    cfg: &PgServer,
-    user: Option<&UnitUser>,
-    password: &str,
-) -> Result<PathBuf, PgError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let pwfile = cfg.socket_dir.join(".initdb-pwfile");
-    let _ = std::fs::remove_file(&pwfile);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&pwfile)
-        .map_err(io("cannot write", &pwfile))?;
-    f.write_all(password.as_bytes())
-        .map_err(io("cannot write", &pwfile))?;
-    give(&pwfile, user, 0o600)?;
-    Ok(pwfile)
+/// A fresh root-owned folder (0711) for the initdb password file, beside the socket
+/// folder in the root-owned runtime dir: the unit's user can read the file it is given but
+/// cannot plant, swap or link anything there (the socket folder is the unit user's own).
+struct PwDir(PathBuf);
+
+impl PwDir {
+    fn create(cfg: &PgServer) -> Result<PwDir, PgError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let parent = cfg.socket_dir.parent().unwrap_or(Path::new("/"));
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = parent.join(format!(
+            ".{}-initdb-{}-{nonce:x}",
+            cfg.unit,
+            std::process::id()
+        ));
+        // mkdir never follows a link at the last component: an existing entry fails.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io("cannot create", &dir))?;
+        let pw = PwDir(dir);
+        give_dir(&pw.0, None, 0o711)?;
+        Ok(pw)
+    }
+
+    /// The superuser's password for `initdb --pwfile`, readable by the unit's user only
+    /// (never on a command line); created exclusively, given away through its fd.
+    fn write(&self, user: Option<&UnitUser>, password: &str) -> Result<PathBuf, PgError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let pwfile = self.0.join("pwfile");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&pwfile)
+            .map_err(io("cannot write", &pwfile))?;
+        f.write_all(password.as_bytes())
+            .map_err(io("cannot write", &pwfile))?;
+        give_fd(&f, &pwfile, user, 0o600)?;
+        Ok(pwfile)
+    }
+}
+
+impl Drop for PwDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `initdb` into `tmp` as the unit's user, with a clean environment.
@@ -267,17 +369,20 @@ pub enum PidFile {
     Reused(String),
     /// A live postgres serving this data dir.
     Live(i32),
+    /// A symlink or something else than a plain file: never followed nor removed.
+    Refused(&'static str),
 }
 
 /// Classifies the pid file of `data_dir`.
 pub fn inspect_pid_file(data_dir: &Path) -> PidFile {
     let path = data_dir.join("postmaster.pid");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return if path.exists() {
-            PidFile::Stale("unreadable".into())
-        } else {
-            PidFile::Absent
-        };
+    let text = match read_plain(&path, 4096) {
+        Ok(text) => text,
+        Err(PgError::Unsafe { why, .. }) => return PidFile::Refused(why),
+        Err(PgError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return PidFile::Absent
+        }
+        Err(_) => return PidFile::Stale("unreadable".into()),
     };
     let pid = match text.lines().next().map(str::trim).map(str::parse::<i32>) {
         Some(Ok(p)) if p > 0 => p,
@@ -318,6 +423,7 @@ fn check_pid_file(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
             path: cfg.data_dir.clone(),
             pid,
         }),
+        PidFile::Refused(why) => Err(PgError::Unsafe { path, why }),
         PidFile::Stale(why) | PidFile::Reused(why) => {
             std::fs::remove_file(&path).map_err(io("cannot remove stale", &path))?;
             ctx.log(format!(

@@ -46,6 +46,8 @@ pub enum PgError {
         program: &'static str,
         path: PathBuf,
     },
+    #[error("{path} {why}: refusing to use it (the data dir belongs to the unit's user; remove it, and check who planted it)")]
+    Unsafe { path: PathBuf, why: &'static str },
     #[error("initdb of {path} failed ({status}): {output}")]
     Initdb {
         path: PathBuf,

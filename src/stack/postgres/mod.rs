@@ -10,7 +10,7 @@ mod provision;
 pub use client::{error_text, open, probe};
 pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
-pub use provision::{init, rotate_role};
+pub use provision::{end_seed_createrole, init, rotate_role};
 
 use crate::config::model::{Preset, ServiceSection};
 use crate::config::Issue;
@@ -152,9 +152,27 @@ pub fn database_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
 }
 
 /// Logto's `DB_URL`: the same URL form; the role behind it is given CREATEROLE by
-/// `NAME-init` because `logto db seed` creates its own `logto_tenant_DB` role.
+/// `NAME-init` while `logto db seed` has not run (it creates its own `logto_tenant_DB`
+/// roles), and `NAME-provision` takes it back after the seed ([`seed_role_server`]).
 pub fn logto_db_url(ctx: &PresetCtx, db: &str) -> Option<EnvValue> {
     database_url(ctx, db)
+}
+
+/// The config's postgres server when it grants `db`'s role CREATEROLE for a seed: the
+/// consumer takes it back through [`end_seed_createrole`] once its seed completed.
+pub fn seed_role_server(ctx: &PresetCtx, db: &str) -> Option<PgServer> {
+    let (name, section) = ctx.find_preset(Preset::Postgres)?;
+    let pg = PresetCtx {
+        cfg: ctx.cfg,
+        stack: ctx.stack,
+        name,
+        section,
+        key: format!("services.{name}"),
+        base_dir: ctx.base_dir,
+    };
+    // Issues are the postgres expansion's to report; here only the server matters.
+    let (cfg, _) = resolve(&pg);
+    cfg.createrole.iter().any(|r| r == db).then_some(cfg.server)
 }
 
 fn port_of(section: &ServiceSection) -> u16 {
@@ -361,7 +379,8 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
         None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
         None => None,
     };
-    // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE.
+    // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE,
+    // and only until its seed ran (`provision::wants_createrole`).
     let createrole =
         if ctx.find_preset(Preset::Logto).is_some() && databases.iter().any(|d| d == "logto") {
             vec!["logto".to_string()]

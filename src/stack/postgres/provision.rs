@@ -100,29 +100,78 @@ async fn check_extensions(cfg: &PgConfig, su: &Client) -> Result<(), PgError> {
     Ok(())
 }
 
-/// The role owning `db` exists with LOGIN and the wanted CREATEROLE; returns whether its
-/// password was set by this step (a new role).
-async fn ensure_role(
+/// Whether Logto's seed still has to run in `db`: `logto db seed --swe` skips when
+/// `logto_configs` exists (packages/cli/src/queries/logto-config.ts), so that table is
+/// what tells a finished seed.
+async fn seed_pending(
+    srv: &PgServer,
+    su: &Client,
+    su_password: &str,
+    db: &str,
+) -> Result<bool, PgError> {
+    if !exists(
+        su,
+        "postgres",
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &db,
+    )
+    .await?
+    {
+        return Ok(true);
+    }
+    let c = connect_superuser(srv, su_password, db, PATIENCE).await?;
+    let sql = "SELECT to_regclass('logto_configs') IS NULL";
+    c.query_one(sql, &[])
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| PgError::Sql {
+            db: db.into(),
+            sql: sql.into(),
+            source: e,
+        })
+}
+
+/// Whether the role owning `db` must hold CREATEROLE now: only a role listed for it
+/// (Logto's), and only while its seed has not run: on PostgreSQL <= 15 CREATEROLE can
+/// grant itself `pg_execute_server_program` (a shell as postgres) or any other role.
+async fn wants_createrole(
     cfg: &PgConfig,
     su: &Client,
+    su_password: &str,
     db: &str,
+) -> Result<bool, PgError> {
+    if !cfg.createrole.iter().any(|r| r == db) {
+        return Ok(false);
+    }
+    seed_pending(&cfg.server, su, su_password, db).await
+}
+
+/// `rolcreaterole` of `role`; None when the role does not exist.
+async fn has_createrole(su: &Client, role: &str) -> Result<Option<(bool, bool)>, PgError> {
+    su.query_opt(
+        "SELECT rolcanlogin, rolcreaterole FROM pg_roles WHERE rolname = $1",
+        &[&role],
+    )
+    .await
+    .map(|r| r.map(|r| (r.get(0), r.get(1))))
+    .map_err(|e| PgError::Sql {
+        db: "postgres".into(),
+        sql: "SELECT … FROM pg_roles".into(),
+        source: e,
+    })
+}
+
+/// The role owning `db` exists with LOGIN and CREATEROLE as `createrole` says; returns
+/// whether its password was set by this step (a new role).
+async fn ensure_role(
+    su: &Client,
+    db: &str,
+    createrole: bool,
     password: &str,
     changes: &mut Changes,
 ) -> Result<bool, PgError> {
     let role = quote_ident(db);
-    let createrole = cfg.createrole.iter().any(|r| r == db);
-    let attrs = su
-        .query_opt(
-            "SELECT rolcanlogin, rolcreaterole FROM pg_roles WHERE rolname = $1",
-            &[&db],
-        )
-        .await
-        .map_err(|e| PgError::Sql {
-            db: "postgres".into(),
-            sql: "SELECT … FROM pg_roles".into(),
-            source: e,
-        })?;
-    let Some(r) = attrs else {
+    let Some((login, cr)) = has_createrole(su, db).await? else {
         let sql = format!(
             "CREATE ROLE {role} LOGIN {} PASSWORD {}",
             if createrole { "CREATEROLE" } else { "" },
@@ -132,7 +181,6 @@ async fn ensure_role(
         changes.push(format!("created role {db}"));
         return Ok(true);
     };
-    let (login, cr): (bool, bool) = (r.get(0), r.get(1));
     if !login || cr != createrole {
         let attr = if createrole {
             "CREATEROLE"
@@ -140,9 +188,35 @@ async fn ensure_role(
             "NOCREATEROLE"
         };
         exec(su, "postgres", &format!("ALTER ROLE {role} LOGIN {attr}")).await?;
-        changes.push(format!("fixed attributes of role {db}"));
+        changes.push(match (cr == createrole, createrole) {
+            (true, _) => format!("fixed attributes of role {db}"),
+            (false, true) => format!("granted CREATEROLE to role {db} for Logto's seed"),
+            (false, false) => format!("revoked CREATEROLE from role {db} (its seed is done)"),
+        });
     }
     Ok(false)
+}
+
+/// After Logto's seed (`NAME-provision` runs this first): takes CREATEROLE back from
+/// `role` once its database holds Logto's tables; returns whether it did.
+pub async fn end_seed_createrole(
+    srv: &PgServer,
+    ctx: &TaskContext,
+    role: &str,
+) -> Result<bool, PgError> {
+    let su_password = ctx.secrets.read(&srv.superuser_secret())?;
+    let su = connect_superuser(srv, &su_password, "postgres", PATIENCE).await?;
+    if !matches!(has_createrole(&su, role).await?, Some((_, true)))
+        || seed_pending(srv, &su, &su_password, role).await?
+    {
+        return Ok(false);
+    }
+    let sql = format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role));
+    exec(&su, "postgres", &sql).await?;
+    ctx.log(format!(
+        "revoked CREATEROLE from role {role}: Logto's seed is done"
+    ));
+    Ok(true)
 }
 
 /// Database `db` exists and is owned by the role of the same name.
@@ -245,7 +319,8 @@ pub async fn provision(cfg: &PgConfig, ctx: &TaskContext) -> Result<Vec<String>,
             &SecretKind::Random { bytes: 32 },
             None,
         )?;
-        let password_set = ensure_role(cfg, &su, db, &password, &mut changes).await?;
+        let createrole = wants_createrole(cfg, &su, &su_password, db).await?;
+        let password_set = ensure_role(&su, db, createrole, &password, &mut changes).await?;
         ensure_database(&su, db, &mut changes).await?;
         revoke_public_connect(&su, db, &mut changes).await?;
         if !password_set {

@@ -212,8 +212,8 @@ env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
     assert!(matches!(&seed.exec, Exec::Command(a) if a == &["cli", "db", "seed", "--", "--swe"]));
     assert!(
         matches!(&p.unit("lobechat").unwrap().runtime,
-            Runtime::Podman(s) if s.volumes == ["/var/lib/ps-test/pki:/var/lib/ps-test/pki:ro"]),
-        "the container sees the internal CA at the path NODE_EXTRA_CA_CERTS names"
+            Runtime::Podman(s) if s.volumes == ["/var/lib/ps-test/pki/ca.crt:/var/lib/ps-test/pki/ca.crt:ro"]),
+        "the container sees the internal CA (its certificate only) at the path NODE_EXTRA_CA_CERTS names"
     );
     assert_eq!(
         p.unit("lobechat").unwrap().env["HOSTNAME"].to_string(),

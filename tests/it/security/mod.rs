@@ -1,3 +1,6 @@
 //! Attacks on what runs as root or faces the network (security issue).
 
 mod bundle;
+mod ca_scope;
+mod logto_createrole;
+mod pg_datadir;
