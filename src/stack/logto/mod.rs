@@ -17,6 +17,7 @@
 //! the first visitor creates the admin account. LobeChat users sign up on
 //! `https://auth.DOMAIN` through LobeChat's "Sign in" (Logto's default sign-in experience).
 
+mod env;
 pub mod origins;
 pub mod peers;
 pub mod provision;
@@ -31,7 +32,6 @@ use crate::plan::{
 };
 use crate::stack::common::{absolute, https_origin, node_program, uses_podman};
 use crate::stack::{Expansion, PresetCtx};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -194,20 +194,9 @@ fn main_unit(
     release_dir: Option<PathBuf>,
     after: [&str; 2],
 ) -> crate::plan::Unit {
-    let mut env = BTreeMap::new();
-    env.insert("DB_URL".to_string(), db_url.clone());
-    env.insert("ENDPOINT".into(), EnvValue::text(&o.endpoint));
-    env.insert("ADMIN_ENDPOINT".into(), EnvValue::text(&o.admin_endpoint));
-    env.insert("TRUST_PROXY_HEADER".into(), EnvValue::text("1"));
-    env.insert("PORT".into(), EnvValue::text(o.port.to_string()));
-    env.insert(
-        "ADMIN_PORT".into(),
-        EnvValue::text(o.admin_port.to_string()),
-    );
-    env.insert("NODE_ENV".into(), EnvValue::text("production"));
     let mut u = blank_unit(ctx.name, &ctx.key, "preset logto");
     u.kind = UnitKind::Longrun;
-    u.env = env;
+    u.env = env::server_env(o, db_url);
     u.port = Some(o.port);
     u.ports.insert("admin".into(), o.admin_port);
     match release_dir {
