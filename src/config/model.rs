@@ -80,7 +80,10 @@ pub enum RuntimeName {
 pub struct ControlSection {
     /// Default `/run/prometheus-stack/control.sock` (root) or `DATA_DIR/control.sock`.
     pub socket: Option<PathBuf>,
-    /// Group that may use the socket (mode 0660); default `prometheus-stack` when it exists.
+    /// Admin group: owns the socket (mode 0660) and its members may use every command
+    /// (checked per connection with SO_PEERCRED; root and the daemon's user always may).
+    /// Default `prometheus-stack-admin` (made by the Debian package) when it exists.
+    /// Not the units' group: a unit must not be able to stop the stack or rotate secrets.
     pub group: Option<String>,
 }
 
