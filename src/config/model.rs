@@ -108,7 +108,8 @@ pub struct ProxySection {
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Open connections one client address may hold on each listener (IPv6: per /64);
-    /// beyond it a new connection is closed at once. Default 256.
+    /// beyond it a new connection is closed at once. Default 256. `trusted_proxies`
+    /// are not capped (a load balancer carries many clients).
     #[serde(default = "default_max_conns_per_ip")]
     pub max_conns_per_ip: usize,
     /// An HTTP/2 connection with no request open for this long is closed (GOAWAY).

@@ -114,13 +114,26 @@ async fn accept_loop<F, Fut>(
             },
             _ = drain.stopped() => return,
         };
-        pool.per_ip.set_max(shared.state.load().max_conns_per_ip);
-        let Some(ip) = pool.per_ip.try_acquire(peer.ip()) else {
+        let Some(ip) = pool
+            .per_ip
+            .try_acquire(peer.ip(), per_ip_cap(&shared, peer.ip()))
+        else {
             shared.metrics.refused_per_ip();
             tracing::debug!(%peer, "proxy: {what} connection refused: max_conns_per_ip reached");
             continue;
         };
         drain.spawn(serve(tcp, peer, ConnPermit::new(permit, ip)));
+    }
+}
+
+/// `[proxy] max_conns_per_ip` for `ip`; none for a trusted proxy (a load balancer
+/// carries many clients on its few addresses).
+fn per_ip_cap(shared: &Shared, ip: std::net::IpAddr) -> usize {
+    let state = shared.state.load();
+    if state.trusted_proxies.iter().any(|c| c.contains(ip)) {
+        usize::MAX
+    } else {
+        state.max_conns_per_ip
     }
 }
 

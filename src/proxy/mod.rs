@@ -126,7 +126,7 @@ impl Proxy {
             no_site: metrics::SiteName(Arc::from("-")),
             drain: Drain::default(),
         });
-        let pool = || Pool::new(p.max_connections, p.max_conns_per_ip);
+        let pool = || Pool::new(p.max_connections);
         let https_pool = pool();
         let limit = https_pool.limit.clone();
         let drain = shared.drain.clone();

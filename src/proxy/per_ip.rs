@@ -2,11 +2,11 @@
 //! could take every place under `max_connections` and lock everyone else out. Each
 //! listener has its own counter, so a client filling the redirect listener keeps its
 //! HTTPS places. IPv6 clients are counted per /64, the block one subscriber usually
-//! holds (one address each would let a single host use 2^64 of them).
+//! holds (one address each would let a single host use 2^64 of them). Peers in
+//! `trusted_proxies` (a load balancer carries many clients) are counted but not capped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,11 +19,11 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool of `max` places, `per_ip` per client.
-    pub fn new(max: usize, per_ip: usize) -> Self {
+    /// A pool of `max` places.
+    pub fn new(max: usize) -> Self {
         Pool {
             limit: Arc::new(Semaphore::new(max.max(1))),
-            per_ip: PerIpLimit::new(per_ip),
+            per_ip: Arc::default(),
         }
     }
 }
@@ -46,9 +46,8 @@ impl ConnPermit {
 }
 
 /// Open connections per client address on one listener.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PerIpLimit {
-    max: AtomicUsize,
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -60,23 +59,11 @@ pub(crate) struct IpPermit {
 }
 
 impl PerIpLimit {
-    /// A cap of `max` connections per address (at least 1).
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(PerIpLimit {
-            max: AtomicUsize::new(max.max(1)),
-            open: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Changes the cap (reload); connections already open above it stay.
-    pub fn set_max(&self, max: usize) {
-        self.max.store(max.max(1), Ordering::Relaxed);
-    }
-
-    /// A place for one more connection from `ip`, or None when it holds the cap already.
-    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
+    /// A place for one more connection from `ip`, or None when it holds `max` (at least
+    /// 1) already. The cap is passed each time, so a reload applies to new connections.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpPermit> {
         let key = client_key(ip);
-        let max = self.max.load(Ordering::Relaxed);
+        let max = max.max(1);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(key).or_insert(0);
         if *n >= max {
@@ -126,27 +113,33 @@ mod tests {
 
     #[test]
     fn caps_each_address_and_gives_places_back() {
-        let l = PerIpLimit::new(2);
+        let l = Arc::new(PerIpLimit::default());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let p1 = l.try_acquire(a).unwrap();
-        let _p2 = l.try_acquire(a).unwrap();
-        assert!(l.try_acquire(a).is_none());
+        let p1 = l.try_acquire(a, 2).unwrap();
+        let _p2 = l.try_acquire(a, 2).unwrap();
+        assert!(l.try_acquire(a, 2).is_none());
         // The IPv4-mapped form is the same client.
-        assert!(l.try_acquire("::ffff:10.0.0.1".parse().unwrap()).is_none());
-        let _pb = l.try_acquire(b).unwrap();
+        assert!(l
+            .try_acquire("::ffff:10.0.0.1".parse().unwrap(), 2)
+            .is_none());
+        let _pb = l.try_acquire(b, 2).unwrap();
         drop(p1);
-        let _p3 = l.try_acquire(a).unwrap();
-        l.set_max(5);
-        let _p4 = l.try_acquire(a).unwrap();
+        let _p3 = l.try_acquire(a, 2).unwrap();
+        // A larger cap (reload) applies at once.
+        let _p4 = l.try_acquire(a, 5).unwrap();
     }
 
     #[test]
     fn ipv6_counts_per_64_and_forgets_idle_addresses() {
-        let l = PerIpLimit::new(1);
-        let _p = l.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
-        assert!(l.try_acquire("2001:db8::ffff:2".parse().unwrap()).is_none());
-        let other = l.try_acquire("2001:db8:0:1::1".parse().unwrap()).unwrap();
+        let l = Arc::new(PerIpLimit::default());
+        let _p = l.try_acquire("2001:db8::1".parse().unwrap(), 1).unwrap();
+        assert!(l
+            .try_acquire("2001:db8::ffff:2".parse().unwrap(), 1)
+            .is_none());
+        let other = l
+            .try_acquire("2001:db8:0:1::1".parse().unwrap(), 1)
+            .unwrap();
         assert_eq!(l.tracked(), 2);
         drop(other);
         assert_eq!(l.tracked(), 1);

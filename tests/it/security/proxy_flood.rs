@@ -1,6 +1,6 @@
-//! One client must not be able to fill the proxy (security issue point 10): a per-address
-//! connection cap, a pool per listener, and idle HTTP/2 and HTTP/1.1 keep-alive
-//! connections closed after their (here short) timeouts.
+//! One client must not be able to fill the proxy (security issue point 10): a
+//! per-address connection cap (trusted proxies exempt), a pool per listener, and idle
+//! HTTP/2 and HTTP/1.1 keep-alive connections closed after their (here short) timeouts.
 
 use crate::support::proxy::site::setup;
 use crate::support::proxy::*;
@@ -273,5 +273,28 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
         "closed too early: {took:?}"
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_not_capped() {
+    let (s, toml) = setup(
+        r#"{ path = "/", to = "UP" }"#,
+        "max_conns_per_ip = 2\ntrusted_proxies = [\"127.0.0.3\"]",
+        "",
+    )
+    .await;
+    let proxy = start(plan(&toml), healthy()).await;
+    let addr = proxy.local_addrs().https;
+    let client = FromClient::new(&s.ca.pem, &[b"http/1.1"]);
+    let lb = ip("127.0.0.3");
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let c = client.connect(lb, addr).await;
+        held.push(c.unwrap_or_else(|e| panic!("load balancer connection {i} refused: {e}")));
+    }
+    assert!(served(&client, lb, addr).await, "the 5th was refused");
+    assert_eq!(proxy.metrics().refused_per_ip_total(), 0);
+    drop(held);
     proxy.shutdown().await;
 }
