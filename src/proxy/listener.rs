@@ -1,8 +1,9 @@
 //! Accepting connections: a connection pool per listener (a semaphore and a per-client
 //! cap), a TLS handshake deadline, HTTP/1.1 or HTTP/2 by ALPN with abuse limits and
-//! idle timeouts, and the plain-HTTP redirect listener. Every loop and connection runs under the proxy's
-//! [`Drain`]: on shutdown the loops return (the listening socket closes, so new
-//! connections are refused) and open connections finish their requests.
+//! idle timeouts, and the plain-HTTP redirect listener. Every loop and connection runs
+//! under the proxy's [`Drain`](super::drain::Drain): on shutdown the loops return (the
+//! listening socket closes, so new connections are refused) and open connections finish
+//! their requests.
 
 use super::body::ResponseBody;
 use super::error::ProxyError;
