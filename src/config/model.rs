@@ -80,7 +80,10 @@ pub enum RuntimeName {
 pub struct ControlSection {
     /// Default `/run/prometheus-stack/control.sock` (root) or `DATA_DIR/control.sock`.
     pub socket: Option<PathBuf>,
-    /// Group that may use the socket (mode 0660); default `prometheus-stack` when it exists.
+    /// Admin group: owns the socket (mode 0660) and its members may use every command
+    /// (checked per connection with SO_PEERCRED; root and the daemon's user always may).
+    /// Default `prometheus-stack-admin` (made by the Debian package) when it exists.
+    /// Not the units' group: a unit must not be able to stop the stack or rotate secrets.
     pub group: Option<String>,
 }
 
@@ -100,8 +103,24 @@ pub struct ProxySection {
     pub connect_timeout: Dur,
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Dur,
+    /// Open connections per listener (HTTPS and the HTTP redirect listener each have
+    /// their own pool of this size); WebSocket tunnels count as their connection.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open connections one client address may hold on each listener (IPv6: per /64);
+    /// beyond it a new connection is closed at once. Default 256. `trusted_proxies`
+    /// are not capped (a load balancer carries many clients).
+    #[serde(default = "default_max_conns_per_ip")]
+    pub max_conns_per_ip: usize,
+    /// An HTTP/2 connection with no request open for this long is closed (GOAWAY).
+    /// Default 5 min.
+    #[serde(default = "default_h2_idle_timeout")]
+    pub h2_idle_timeout: Dur,
+    /// An HTTP/1.1 keep-alive connection waiting this long for its next request is
+    /// closed. Default 75 s; `header_timeout` also bounds the wait (hyper runs the header
+    /// timer while it waits), so the shorter of the two applies.
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: Dur,
     #[serde(default)]
     pub tls: TlsMode,
     /// Load balancers in front of the proxy whose X-Forwarded-For is kept (addresses or
@@ -135,6 +154,15 @@ fn default_hsts() -> String {
 }
 fn default_max_connections() -> usize {
     10_000
+}
+fn default_max_conns_per_ip() -> usize {
+    256
+}
+fn default_h2_idle_timeout() -> Dur {
+    Dur::secs(300)
+}
+fn default_keepalive_timeout() -> Dur {
+    Dur::secs(75)
 }
 
 /// Where site certificates come from.

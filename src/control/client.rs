@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub enum ClientError {
     #[error("no daemon answers on {0} (start it with `prometheus-stack run`, or pass --socket/--config)")]
     NoDaemon(PathBuf),
+    #[error("permission denied on {0}: the control socket is for root and members of group {group:?} (or [control].group)", group = super::DEFAULT_ADMIN_GROUP)]
+    Denied(PathBuf),
     #[error("talking to the daemon on {path}: {message}")]
     Protocol { path: PathBuf, message: String },
     /// The daemon answered with an error status.
@@ -46,7 +48,10 @@ impl Client {
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|_| ClientError::NoDaemon(self.socket.clone()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => ClientError::Denied(self.socket.clone()),
+                _ => ClientError::NoDaemon(self.socket.clone()),
+            })?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.perr(e))?;

@@ -2,7 +2,7 @@
 //! values) and `POST /v1/secrets/{name}/rotate`.
 
 use super::routes::{error, json, Body};
-use crate::secrets::rotate::{consumers, rotate, RotateError};
+use crate::secrets::rotate::{consumers, not_rotatable, rotate, RotateError};
 use crate::supervisor::Handle;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -36,7 +36,8 @@ pub fn rows(plan: &crate::plan::Plan, store: &crate::secrets::SecretStore) -> Ve
                 in_plan: true,
                 description: spec.description.clone(),
                 consumers: consumers(plan, name),
-                rotatable: spec.kind != crate::plan::SecretKind::Provided,
+                rotatable: spec.kind != crate::plan::SecretKind::Provided
+                    && not_rotatable(name).is_none(),
             }
         })
         .collect();
@@ -78,7 +79,9 @@ pub async fn rotate_one(h: &Handle, name: &str) -> Response<Body> {
     match r {
         Ok(done) => json(StatusCode::OK, &done),
         Err(e @ RotateError::Unknown { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ RotateError::FromCredentials { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ (RotateError::FromCredentials { .. } | RotateError::NotRotatable { .. })) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -1,6 +1,7 @@
 //! Binding the socket and serving connections.
 
-use super::routes::{route, ControlCtx};
+use super::peer::Admins;
+use super::routes::{error, route, ControlCtx};
 use hyper_util::rt::TokioIo;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -68,42 +69,61 @@ pub async fn serve(
     }
     let listener = UnixListener::bind(path).map_err(berr)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(berr)?;
-    let group_name = group.unwrap_or("prometheus-stack");
-    match nix::unistd::Group::from_name(group_name) {
-        Ok(Some(g)) => {
-            if let Err(e) = std::os::unix::fs::chown(path, None, Some(g.gid.as_raw())) {
-                tracing::warn!("cannot give {} to group {group_name}: {e}", path.display());
+    let admins = Arc::new(Admins::new(group));
+    match admins.gid {
+        Some(gid) => {
+            if let Err(e) = std::os::unix::fs::chown(path, None, Some(gid)) {
+                tracing::warn!(
+                    "cannot give {} to group {}: {e}",
+                    path.display(),
+                    admins.group
+                );
             }
         }
-        _ if group.is_some() => {
-            tracing::warn!("control group {group_name:?} does not exist; only the daemon's user can use the socket");
+        None if group.is_some() => {
+            tracing::warn!("control group {:?} does not exist; only root and the daemon's user can use the socket", admins.group);
         }
-        _ => {}
+        None => {}
     }
-    let task = tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("control socket accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(req, ctx).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, admins, ctx));
     Ok(ControlServer {
         path: path.to_path_buf(),
         task,
     })
+}
+
+/// Serves each connection: the full API to admins, 403 to anyone else.
+async fn accept_loop(listener: UnixListener, admins: Arc<Admins>, ctx: Arc<ControlCtx>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("control socket accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let refusal = match stream.peer_cred() {
+            Ok(cred) => admins.refusal(&cred).inspect(|_| {
+                tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "control: refused a peer outside group {}", admins.group);
+            }),
+            Err(e) => Some(format!("permission denied: cannot identify the peer: {e}")),
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                let refusal = refusal.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(match refusal {
+                        Some(why) => error(hyper::StatusCode::FORBIDDEN, why),
+                        None => route(req, ctx).await,
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }

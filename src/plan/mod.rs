@@ -293,6 +293,14 @@ pub struct ProxyPlan {
     #[serde(serialize_with = "ser_dur")]
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// `[proxy] max_conns_per_ip`.
+    pub max_conns_per_ip: usize,
+    /// `[proxy] h2_idle_timeout`.
+    #[serde(serialize_with = "ser_dur")]
+    pub h2_idle_timeout: Duration,
+    /// `[proxy] keepalive_timeout`.
+    #[serde(serialize_with = "ser_dur")]
+    pub keepalive_timeout: Duration,
     /// Strict-Transport-Security value; None = off.
     pub hsts: Option<String>,
     pub tls: TlsMode,

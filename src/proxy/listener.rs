@@ -1,12 +1,14 @@
-//! Accepting connections: a connection limit (semaphore), a TLS handshake deadline,
-//! HTTP/1.1 or HTTP/2 by ALPN with abuse limits, and the
-//! plain-HTTP redirect listener. Every loop and connection runs under the proxy's
-//! [`Drain`]: on shutdown the loops return (the listening socket closes, so new
-//! connections are refused) and open connections finish their requests.
+//! Accepting connections: a connection pool per listener (a semaphore and a per-client
+//! cap), a TLS handshake deadline, HTTP/1.1 or HTTP/2 by ALPN with abuse limits and
+//! idle timeouts, and the plain-HTTP redirect listener. Every loop and connection runs
+//! under the proxy's [`Drain`](super::drain::Drain): on shutdown the loops return (the
+//! listening socket closes, so new connections are refused) and open connections finish
+//! their requests.
 
 use super::body::ResponseBody;
-use super::drain::Drain;
 use super::error::ProxyError;
+use super::idle::{Idle, Tracked};
+use super::per_ip::{ConnPermit, Pool};
 use super::redirect;
 use super::service::{self, ConnInfo, Shared};
 use hyper::server::conn::{http1, http2};
@@ -16,7 +18,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// HTTP/2 streams one client may have open at once.
@@ -40,15 +41,21 @@ pub(crate) async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, P
         })
 }
 
-/// Drives a hyper connection until it ends or the proxy stops (then gracefully: the
-/// request in flight is answered, keep-alive ends, HTTP/2 sends GOAWAY).
+/// Drives a hyper connection until it ends, the proxy stops or no request has been
+/// open for `$idle_for` (then gracefully: the request in flight is answered,
+/// keep-alive ends, HTTP/2 sends GOAWAY).
 macro_rules! serve_until_stop {
-    ($conn:expr, $drain:expr, $peer:expr) => {{
+    ($conn:expr, $drain:expr, $peer:expr, $idle:expr, $idle_for:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => log_conn_end($peer, r),
             _ = $drain.stopped() => {
+                conn.as_mut().graceful_shutdown();
+                log_conn_end($peer, conn.await);
+            }
+            _ = $idle.expired($idle_for) => {
+                tracing::debug!(peer = %$peer, "proxy: closing an idle connection");
                 conn.as_mut().graceful_shutdown();
                 log_conn_end($peer, conn.await);
             }
@@ -78,20 +85,22 @@ fn http2_builder() -> http2::Builder<TokioExecutor> {
 }
 
 /// Accepts on `listener` (the `what` listener, for the log) until the drain starts,
-/// handing one `limit` permit per connection to `serve`, which runs on a drained task.
+/// handing each connection its places in `pool` and running `serve` on a drained task.
+/// A client already at its per-address cap is disconnected at once.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     what: &str,
-    limit: Arc<Semaphore>,
-    drain: Drain,
+    pool: Pool,
+    shared: Arc<Shared>,
     serve: F,
 ) where
-    F: Fn(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit) -> Fut,
+    F: Fn(TcpStream, std::net::SocketAddr, ConnPermit) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let drain = shared.drain.clone();
     loop {
         let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            p = pool.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = drain.stopped() => return,
         };
         let (tcp, peer) = tokio::select! {
@@ -106,8 +115,40 @@ async fn accept_loop<F, Fut>(
             },
             _ = drain.stopped() => return,
         };
-        drain.spawn(serve(tcp, peer, permit));
+        let Some(ip) = pool
+            .per_ip
+            .try_acquire(peer.ip(), per_ip_cap(&shared, peer.ip()))
+        else {
+            shared.metrics.refused_per_ip();
+            tracing::debug!(%peer, "proxy: {what} connection refused: max_conns_per_ip reached");
+            continue;
+        };
+        drain.spawn(serve(tcp, peer, ConnPermit::new(permit, ip)));
     }
+}
+
+/// `[proxy] max_conns_per_ip` for `ip`; none for a trusted proxy (a load balancer
+/// carries many clients on its few addresses).
+fn per_ip_cap(shared: &Shared, ip: std::net::IpAddr) -> usize {
+    let state = shared.state.load();
+    if state.trusted_proxies.iter().any(|c| c.contains(ip)) {
+        usize::MAX
+    } else {
+        state.max_conns_per_ip
+    }
+}
+
+/// Wraps `handle`'s responses so the connection counts the request as open until its
+/// response body is dropped.
+fn tracked<B, Fut>(
+    idle: &Arc<Idle>,
+    handle: Fut,
+) -> impl std::future::Future<Output = Result<hyper::Response<Tracked<B>>, Infallible>>
+where
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, Infallible>>,
+{
+    let busy = idle.busy();
+    async move { Ok(handle.await?.map(|b| Tracked::new(b, busy))) }
 }
 
 /// Serves HTTPS on `listener` until `stop`.
@@ -115,31 +156,39 @@ pub(crate) async fn serve_https(
     listener: TcpListener,
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
-    limit: Arc<Semaphore>,
+    pool: Pool,
 ) {
-    let drain = shared.drain.clone();
-    accept_loop(listener, "https", limit, drain, |tcp, peer, permit| {
-        let shared = shared.clone();
-        let acceptor = acceptor.clone();
-        async move {
-            let _open = shared.metrics.connection();
-            serve_tls_conn(tcp, peer, shared, acceptor, Arc::new(permit)).await;
-        }
-    })
+    accept_loop(
+        listener,
+        "https",
+        pool,
+        shared.clone(),
+        |tcp, peer, permit| {
+            let shared = shared.clone();
+            let acceptor = acceptor.clone();
+            async move {
+                let _open = shared.metrics.connection();
+                serve_tls_conn(tcp, peer, shared, acceptor, Arc::new(permit)).await;
+            }
+        },
+    )
     .await
 }
 
-/// One HTTPS connection; `permit` (its place under the connection limit) is shared with
-/// the WebSocket tunnels it opens, so it is given back when the last of them ends.
+/// One HTTPS connection; `permit` (its places in the pool) is shared with the WebSocket
+/// tunnels it opens, so it is given back when the last of them ends.
 async fn serve_tls_conn(
     tcp: TcpStream,
     peer: std::net::SocketAddr,
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
-    permit: Arc<OwnedSemaphorePermit>,
+    permit: Arc<ConnPermit>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let header_timeout = shared.state.load().header_timeout;
+    let (header_timeout, h2_idle, h1_idle) = {
+        let s = shared.state.load();
+        (s.header_timeout, s.h2_idle_timeout, s.keepalive_timeout)
+    };
     let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -161,18 +210,19 @@ async fn serve_tls_conn(
     let drain = shared.drain.clone();
     // ALPN decides the protocol (no sniffing): h2 or HTTP/1.1 with upgrades.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let svc = service_fn(move |req| service::handle(shared.clone(), info.clone(), req));
+    let idle = Idle::new();
+    let open = idle.clone();
+    let svc =
+        service_fn(move |req| tracked(&open, service::handle(shared.clone(), info.clone(), req)));
     let io = TokioIo::new(tls);
     if h2 {
-        serve_until_stop!(http2_builder().serve_connection(io, svc), drain, peer);
+        let conn = http2_builder().serve_connection(io, svc);
+        serve_until_stop!(conn, drain, peer, idle, h2_idle);
     } else {
-        serve_until_stop!(
-            http1_builder(header_timeout)
-                .serve_connection(io, svc)
-                .with_upgrades(),
-            drain,
-            peer
-        );
+        let conn = http1_builder(header_timeout)
+            .serve_connection(io, svc)
+            .with_upgrades();
+        serve_until_stop!(conn, drain, peer, idle, h1_idle);
     }
 }
 
@@ -187,23 +237,35 @@ pub(crate) async fn serve_http_redirect(
     listener: TcpListener,
     shared: Arc<Shared>,
     https_port: u16,
-    limit: Arc<Semaphore>,
+    pool: Pool,
 ) {
-    let drain = shared.drain.clone();
-    accept_loop(listener, "http", limit, drain, |tcp, peer, permit| {
-        let shared = shared.clone();
-        async move {
-            let _permit = permit;
-            let drain = shared.drain.clone();
-            let header_timeout = shared.state.load().header_timeout;
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let state = shared.state.load();
-                let resp = redirect::to_https(&req, &state.routes, https_port);
-                async move { Ok::<hyper::Response<ResponseBody>, Infallible>(resp) }
-            });
-            let b = http1_builder(header_timeout);
-            serve_until_stop!(b.serve_connection(TokioIo::new(tcp), svc), drain, peer);
-        }
-    })
+    accept_loop(
+        listener,
+        "http",
+        pool,
+        shared.clone(),
+        |tcp, peer, permit| {
+            let shared = shared.clone();
+            async move {
+                let _permit = permit;
+                let drain = shared.drain.clone();
+                let (header_timeout, h1_idle) = {
+                    let s = shared.state.load();
+                    (s.header_timeout, s.keepalive_timeout)
+                };
+                let idle = Idle::new();
+                let open = idle.clone();
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let state = shared.state.load();
+                    let resp = redirect::to_https(&req, &state.routes, https_port);
+                    tracked(&open, async move {
+                        Ok::<hyper::Response<ResponseBody>, Infallible>(resp)
+                    })
+                });
+                let conn = http1_builder(header_timeout).serve_connection(TokioIo::new(tcp), svc);
+                serve_until_stop!(conn, drain, peer, idle, h1_idle);
+            }
+        },
+    )
     .await
 }

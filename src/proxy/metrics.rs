@@ -1,5 +1,6 @@
 //! Counters the metrics endpoint exports: requests by site and status, latency,
-//! bytes sent, open connections, TLS handshake failures.
+//! bytes sent, open connections, TLS handshake failures, connections refused by the
+//! per-client cap.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +48,7 @@ pub struct ProxyMetrics {
     bytes_sent: Family<SiteLabels, Counter>,
     open_connections: Gauge,
     handshake_failures: Counter,
+    refused_per_ip: Counter,
 }
 
 impl Default for ProxyMetrics {
@@ -57,6 +59,7 @@ impl Default for ProxyMetrics {
             bytes_sent: Family::default(),
             open_connections: Gauge::default(),
             handshake_failures: Counter::default(),
+            refused_per_ip: Counter::default(),
         }
     }
 }
@@ -90,6 +93,11 @@ impl ProxyMetrics {
             "TLS handshakes that failed or timed out",
             self.handshake_failures.clone(),
         );
+        r.register(
+            "connections_refused_per_ip",
+            "Connections closed at once because their client held max_conns_per_ip",
+            self.refused_per_ip.clone(),
+        );
     }
 
     /// Records one finished request.
@@ -115,6 +123,15 @@ impl ProxyMetrics {
 
     pub(crate) fn handshake_failed(&self) {
         self.handshake_failures.inc();
+    }
+
+    pub(crate) fn refused_per_ip(&self) {
+        self.refused_per_ip.inc();
+    }
+
+    /// Connections refused by `[proxy] max_conns_per_ip` so far.
+    pub fn refused_per_ip_total(&self) -> u64 {
+        self.refused_per_ip.get()
     }
 
     /// Open client connections now (tests, status).

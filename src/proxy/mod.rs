@@ -13,8 +13,10 @@
 //! - `async` [`ProxyHandle::shutdown`]`(&self)`: stop accepting (the listening sockets
 //!   close: new connections are refused), let requests in flight finish, bounded by
 //!   the grace period; WebSocket tunnels close at once.
-//! - [`ProxyHandle::connection_limit`]: the `[proxy] max_connections` semaphore, for
-//!   other listeners that count against it (the metrics listener).
+//! - [`ProxyHandle::connection_limit`]: the HTTPS listener's `[proxy] max_connections`
+//!   semaphore, for other listeners that count against it (the metrics listener). The
+//!   HTTP redirect listener has a pool of its own, so filling it does not block HTTPS;
+//!   each pool also caps connections per client address (`max_conns_per_ip`).
 //! - [`ProxyHandle::local_addrs`]: the bound addresses (useful with port 0).
 //! - [`ProxyHandle::metrics`] → [`ProxyMetrics::register`] into a prometheus registry.
 //! - [`UnitHealth`] (the supervisor's snapshot implements it), [`UnitView`],
@@ -33,9 +35,11 @@ mod drain;
 mod error;
 mod forward;
 mod health;
+mod idle;
 mod listener;
 mod metrics;
 mod pages;
+mod per_ip;
 mod redirect;
 mod routes;
 mod service;
@@ -54,6 +58,7 @@ use crate::plan::{Plan, ProxyPlan};
 use arc_swap::ArcSwap;
 use certs::{CertSource, CertStore};
 use drain::Drain;
+use per_ip::Pool;
 use service::{Shared, State};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,13 +126,15 @@ impl Proxy {
             no_site: metrics::SiteName(Arc::from("-")),
             drain: Drain::default(),
         });
-        let limit = Arc::new(Semaphore::new(p.max_connections.max(1)));
+        let pool = || Pool::new(p.max_connections);
+        let https_pool = pool();
+        let limit = https_pool.limit.clone();
         let drain = shared.drain.clone();
         drain.spawn(listener::serve_https(
             https,
             shared.clone(),
             acceptor,
-            limit.clone(),
+            https_pool,
         ));
         if let Some(l) = http {
             let port = addrs.https.port();
@@ -135,7 +142,7 @@ impl Proxy {
                 l,
                 shared.clone(),
                 port,
-                limit.clone(),
+                pool(),
             ));
         }
         let plan_now = Arc::new(ArcSwap::from(plan.clone()));
@@ -193,7 +200,8 @@ impl ProxyHandle {
         self.addrs
     }
 
-    /// The `[proxy] max_connections` limit: one permit per open connection or tunnel.
+    /// The HTTPS listener's `[proxy] max_connections` limit: one permit per open
+    /// connection or tunnel.
     pub fn connection_limit(&self) -> Arc<Semaphore> {
         self.limit.clone()
     }

@@ -28,6 +28,12 @@ pub(crate) struct State {
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
     pub header_timeout: Duration,
+    /// Connections one client may hold per listener (`[proxy] max_conns_per_ip`).
+    pub max_conns_per_ip: usize,
+    /// Idle HTTP/2 connections close after this (`[proxy] h2_idle_timeout`).
+    pub h2_idle_timeout: Duration,
+    /// Idle HTTP/1.1 keep-alive connections close after this (`keepalive_timeout`).
+    pub keepalive_timeout: Duration,
     pub client: Upstream,
     /// Peers whose X-Forwarded-For chain is kept.
     pub trusted_proxies: Vec<crate::plan::cidr::Cidr>,
@@ -48,6 +54,9 @@ impl State {
             upstream_timeout: p.upstream_timeout,
             connect_timeout: p.connect_timeout,
             header_timeout: p.header_timeout,
+            max_conns_per_ip: p.max_conns_per_ip,
+            h2_idle_timeout: p.h2_idle_timeout,
+            keepalive_timeout: p.keepalive_timeout,
             client,
             trusted_proxies: p.trusted_proxies.clone(),
             hsts: p
@@ -74,8 +83,9 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// Server name the TLS client asked for.
     pub sni: Option<String>,
-    /// The connection's place under `[proxy] max_connections`; tunnels keep it too.
-    pub permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// The connection's place under `[proxy] max_connections` and `max_conns_per_ip`;
+    /// tunnels keep it too.
+    pub permit: Arc<super::per_ip::ConnPermit>,
 }
 
 /// The hyper service function for HTTPS connections.

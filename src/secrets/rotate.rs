@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub enum RotateError {
     #[error("no secret {name:?} in the plan; known: {known}")]
     Unknown { name: String, known: String },
+    #[error("secret {name:?} cannot be rotated: {reason}")]
+    NotRotatable { name: String, reason: &'static str },
     #[error("secret {name:?} comes from systemd's $CREDENTIALS_DIRECTORY: change it there (it always wins over the store)")]
     FromCredentials { name: String },
     #[error("secret {name:?}: owner {user:?} does not exist")]
@@ -44,6 +46,18 @@ pub struct Rotation {
     pub name: String,
     /// Consumers restarted, in plan order.
     pub restarted: Vec<String>,
+}
+
+/// Why `name` must not be rotated, for secrets whose old value is needed to read data
+/// encrypted with it (a new value would make that data unreadable).
+pub fn not_rotatable(name: &str) -> Option<&'static str> {
+    match name {
+        crate::stack::lobechat::KEY_VAULTS_SECRET => Some(
+            "LobeChat's KEY_VAULTS_SECRET encrypts the API keys users stored in its database; \
+             a new value would make every stored key unreadable (LobeChat cannot re-encrypt them)",
+        ),
+        _ => None,
+    }
 }
 
 /// Store name of the value being rotated in (read by rotate tasks).
@@ -101,6 +115,12 @@ where
             known: plan.secrets.keys().cloned().collect::<Vec<_>>().join(", "),
         });
     };
+    if let Some(reason) = not_rotatable(name) {
+        return Err(RotateError::NotRotatable {
+            name: name.into(),
+            reason,
+        });
+    }
     if store.from_credentials(name) {
         return Err(RotateError::FromCredentials { name: name.into() });
     }

@@ -110,6 +110,7 @@ data_dir = "$WORK/data"
 https = "127.0.0.1:$OURS_PORT"
 header_timeout = "60s"
 max_connections = 20000
+max_conns_per_ip = 20000
 [[proxy.site]]
 host = "bench.test"
 cert = "$WORK/cert.pem"

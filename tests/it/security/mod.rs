@@ -2,5 +2,7 @@
 
 mod bundle;
 mod ca_scope;
+mod control_access;
 mod logto_createrole;
 mod pg_datadir;
+mod proxy_flood;
