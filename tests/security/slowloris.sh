@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Slowloris with Debian's slowhttptest: CONNS connections sending headers slowly, while a
-# normal client asks for a page every 0.5 s. Fails if a normal client goes unserved.
+# Slowloris with Debian's slowhttptest: CONNS connections sending headers slowly from
+# 127.0.0.1, while a normal client on another address (127.0.0.2) asks for a page every
+# 0.5 s. Fails if a normal client goes unserved. The attacker's own address is held to
+# `max_conns_per_ip` (printed: "at most N open at once").
 #   tests/security/slowloris.sh      env: CONNS=4000 SECONDS_RUN=30 SEC_BASE=23100
 set -euo pipefail
 . "$(dirname "$0")/daemon.sh"
@@ -18,7 +20,7 @@ sleep 8  # let the slow connections pile up
 ok=0 total=0
 while kill -0 "$SLOW" 2>/dev/null && [ "$total" -lt 40 ]; do
   total=$((total + 1))
-  code=$(sec_curl -o /dev/null -w '%{http_code}' -m 5 "https://$SEC_HOST:$SEC_HTTPS/normal" || true)
+  code=$(sec_curl --interface 127.0.0.2 -o /dev/null -w '%{http_code}' -m 5 "https://$SEC_HOST:$SEC_HTTPS/normal" || true)
   [ "$code" = 200 ] && ok=$((ok + 1))
   sleep 0.5
 done
