@@ -10,8 +10,8 @@ pub mod jwks;
 use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, RestartPolicy,
-    Route, RouteAction, Runtime, SecretKind, SecretSpec, Unit, UnitKind,
+    blank_unit, Capabilities, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe,
+    RestartPolicy, Route, RouteAction, Runtime, SecretKind, SecretSpec, Unit, UnitKind,
 };
 use crate::stack::common::{absolute, ca_bundle, https_origin, node_program, uses_podman};
 use crate::stack::logto::{self, env_override, origins, peers};
@@ -136,6 +136,8 @@ fn podman_server(u: &mut Unit, s: &ServiceSection, ca_bundle: Option<&std::path:
             volumes: vec![format!("{ca}:{ca}:ro")],
             init: true,
             gpu_devices: false,
+            // A node app run as the image's user `nextjs`, on a port above 1024.
+            caps: Capabilities::none(),
         });
     }
 }
