@@ -318,3 +318,15 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     e.units.push(u);
     e
 }
+
+#[cfg(test)]
+mod caps_tests {
+    /// Security issue point 12: Logto's containers (server and helpers) keep no capability.
+    #[test]
+    fn helpers_keep_no_capability() {
+        let crate::plan::Runtime::Podman(spec) = super::podman_helper("i") else {
+            panic!("not podman")
+        };
+        assert_eq!(spec.caps, crate::plan::Capabilities::none());
+    }
+}

@@ -409,3 +409,23 @@ fn program_path(base: &Path, b: &Path) -> PathBuf {
         base.join(b)
     }
 }
+
+#[cfg(test)]
+mod caps_tests {
+    use super::*;
+
+    /// Security issue point 12: MinIO keeps no capability; RustFS podman's defaults.
+    #[test]
+    fn flavors_capabilities() {
+        let input = LaunchInput {
+            program: "x",
+            podman: true,
+            port: 9000,
+            console_port: 9001,
+            data_dir: Path::new("/data"),
+            app_origin: None,
+        };
+        assert_eq!(minio::launch(&input).caps, Capabilities::none());
+        assert_eq!(rustfs::launch(&input).caps, Capabilities::PodmanDefault);
+    }
+}
