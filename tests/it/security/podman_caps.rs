@@ -86,3 +86,62 @@ capabilities = ["CHOWN --privileged"]
     let err = build(&cfg, &src, BuildOptions { check_host: false }).unwrap_err();
     assert!(format!("{err:?}").contains("capabilities"), "{err:?}");
 }
+
+/// The `podman run` argv of each preset's container, from a real plan.
+#[test]
+fn preset_argv_drop_all_or_keep_podmans_defaults_and_never_gain_privileges() {
+    use prometheus_stack::plan::Runtime;
+    use prometheus_stack::runtime::podman::{run_argv, RunArgs};
+    let text = r#"
+[stack]
+domain = "example.test"
+data_dir = "/var/lib/ps-test"
+[proxy]
+tls = "internal"
+[services.logto]
+preset = "logto"
+image = "ghcr.io/logto-io/logto:1.42.0"
+env = { DB_URL = "postgres://logto:pw@127.0.0.1:5432/logto" }
+[services.lobechat]
+preset = "lobechat"
+image = "docker.io/lobehub/lobehub:2.1.26"
+env = { DATABASE_URL = "postgres://lobechat:pw@127.0.0.1:5432/lobechat" }
+[services.objects]
+preset = "minio"
+runtime = "podman"
+[services.store2]
+preset = "rustfs"
+runtime = "podman"
+port = 26300
+"#;
+    let (cfg, src) =
+        prometheus_stack::config::load_str("stack.toml", None, text.into()).expect("config parses");
+    let p = build(&cfg, &src, BuildOptions { check_host: false }).expect("plan builds");
+    let argv = |name: &str| {
+        let u = p.unit(name).unwrap_or_else(|| panic!("{name} in plan"));
+        let Runtime::Podman(spec) = &u.runtime else {
+            panic!("{name} not podman")
+        };
+        run_argv(&RunArgs {
+            stack: &p.stack,
+            unit: u,
+            spec,
+            env_file: None,
+            env_secrets: &[],
+            pidfile: std::path::Path::new("/p"),
+            user: None,
+        })
+    };
+    for name in ["logto", "logto-seed", "lobechat", "objects"] {
+        let v = argv(name);
+        assert!(v.iter().any(|x| x == "--cap-drop=all"), "{name}: {v:?}");
+        assert!(
+            !v.iter().any(|x| x.starts_with("--cap-add")),
+            "{name}: {v:?}"
+        );
+        assert!(v.iter().any(|x| x == "--security-opt=no-new-privileges"));
+    }
+    let v = argv("store2");
+    assert!(!v.iter().any(|x| x.starts_with("--cap-")), "rustfs: {v:?}");
+    assert!(v.iter().any(|x| x == "--security-opt=no-new-privileges"));
+}
