@@ -235,6 +235,9 @@ pub struct ServiceSection {
     pub volumes: Vec<String>,
     /// Run `--init` as PID 1 in the container (default true: node and busybox ignore SIGTERM).
     pub init: Option<bool>,
+    /// The capabilities the container keeps, all others dropped (`CHOWN`, `cap_chown`…);
+    /// unset: the generic default set (podman's minus SETFCAP, SETPCAP, SYS_CHROOT).
+    pub capabilities: Option<Vec<String>>,
 
     // --- GPU ---
     pub gpu: Option<GpuUse>,

@@ -160,6 +160,25 @@ pub struct PodmanSpec {
     pub init: bool,
     /// Pass GPUs in (CDI `nvidia.com/gpu=all`).
     pub gpu_devices: bool,
+    /// The Linux capabilities the container keeps.
+    pub caps: Capabilities,
+}
+
+/// Which capabilities a container keeps (`no-new-privileges` is set for every container).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capabilities {
+    /// podman's built-in default set: for images whose needs are not known.
+    PodmanDefault,
+    /// `--cap-drop=all` plus exactly these (names without `CAP_`, upper case).
+    Only(Vec<String>),
+}
+
+impl Capabilities {
+    /// `--cap-drop=all` and nothing added back.
+    pub fn none() -> Self {
+        Capabilities::Only(Vec::new())
+    }
 }
 
 /// A dependency edge.

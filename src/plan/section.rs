@@ -222,19 +222,76 @@ fn apply_podman(
                 Some(GpuUse::Policy(p)) => p.devices.unwrap_or(true),
                 None => false,
             };
+            let caps = match (&svc.capabilities, prev) {
+                (Some(list), _) => capabilities(list, key, issues),
+                (None, Runtime::Podman(p)) => p.caps.clone(),
+                (None, Runtime::Process) => generic_capabilities(),
+            };
             u.runtime = Runtime::Podman(PodmanSpec {
                 image: image.clone(),
                 volumes,
                 init: svc.init.unwrap_or(true),
                 gpu_devices,
+                caps,
             });
         }
-        (None, Runtime::Podman(_)) => {}
+        (None, Runtime::Podman(p)) => {
+            if let Some(list) = &svc.capabilities {
+                let caps = capabilities(list, key, issues);
+                let mut p = p.clone();
+                p.caps = caps;
+                u.runtime = Runtime::Podman(p);
+            }
+        }
         (None, Runtime::Process) => issues.push(Issue::new(
             format!("{key}.image"),
             "runtime = \"podman\" needs image = \"registry/name:tag\" (loaded offline with `prometheus-stack bundle import`)",
         )),
     }
+}
+
+/// A generic container's capabilities when the config names none: podman's default set
+/// without SETFCAP, SETPCAP and SYS_CHROOT, which no service needs at run time. The rest
+/// stays so an operator's image that starts as root and drops to its own user (gosu,
+/// su-exec, chown of its data dir) keeps working; `capabilities = []` drops them all.
+pub(crate) fn generic_capabilities() -> Capabilities {
+    Capabilities::Only(
+        [
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "FSETID",
+            "KILL",
+            "NET_BIND_SERVICE",
+            "SETGID",
+            "SETUID",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+}
+
+/// `capabilities = [...]` as upper-case names without `CAP_`; a name that is not
+/// letters, digits and `_` is an issue (it would reach podman's command line).
+fn capabilities(list: &[String], key: &str, issues: &mut Vec<Issue>) -> Capabilities {
+    let mut out = Vec::new();
+    for c in list {
+        let up = c.to_ascii_uppercase();
+        let name = up.strip_prefix("CAP_").unwrap_or(&up);
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            issues.push(Issue::new(
+                format!("{key}.capabilities"),
+                format!(
+                    "{c:?} is not a capability name (e.g. \"CHOWN\" or \"CAP_NET_BIND_SERVICE\")"
+                ),
+            ));
+            continue;
+        }
+        if !out.iter().any(|o: &String| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    Capabilities::Only(out)
 }
 
 /// `${secret:NAME}` inside a config env value becomes a generated secret.

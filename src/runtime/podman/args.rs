@@ -1,7 +1,7 @@
 //! The `podman run` argv for a unit: a pure function of the plan, so it can be tested
 //! without podman and read in one place.
 
-use crate::plan::{PodmanSpec, StackInfo, Unit};
+use crate::plan::{Capabilities, PodmanSpec, StackInfo, Unit};
 use std::path::Path;
 use std::time::Duration;
 
@@ -73,6 +73,7 @@ pub fn run_argv(a: &RunArgs<'_>) -> Vec<String> {
     if a.spec.init {
         v.push("--init".into());
     }
+    v.extend(privilege_args(&a.spec.caps));
     if let Some((uid, gid)) = a.user {
         v.push(format!("--user={uid}:{gid}"));
     }
@@ -94,6 +95,17 @@ pub fn run_argv(a: &RunArgs<'_>) -> Vec<String> {
     v.push(a.spec.image.clone());
     if let crate::plan::Exec::Command(argv) = &a.unit.exec {
         v.extend(argv.iter().cloned());
+    }
+    v
+}
+
+/// Capabilities and `no-new-privileges`: setuid binaries and file capabilities inside
+/// the image can never raise what the container was started with.
+fn privilege_args(caps: &Capabilities) -> Vec<String> {
+    let mut v = vec!["--security-opt=no-new-privileges".to_string()];
+    if let Capabilities::Only(keep) = caps {
+        v.push("--cap-drop=all".into());
+        v.extend(keep.iter().map(|c| format!("--cap-add={c}")));
     }
     v
 }
@@ -124,6 +136,7 @@ mod tests {
             volumes: vec!["/d/volumes/data:/data".into()],
             init: true,
             gpu_devices: true,
+            caps: Capabilities::Only(vec!["CHOWN".into()]),
         };
         u.runtime = Runtime::Podman(spec.clone());
         let st = stack();
@@ -146,6 +159,9 @@ mod tests {
             "--stop-timeout=3",
             "--stop-signal=SIGTERM",
             "--init",
+            "--security-opt=no-new-privileges",
+            "--cap-drop=all",
+            "--cap-add=CHOWN",
             "--user=1000:1001",
             "--volume=/d/volumes/data:/data",
             "--device=nvidia.com/gpu=all",
@@ -167,6 +183,7 @@ mod tests {
             volumes: vec![],
             init: false,
             gpu_devices: false,
+            caps: Capabilities::PodmanDefault,
         };
         let st = stack();
         let v = run_argv(&RunArgs {
@@ -178,7 +195,10 @@ mod tests {
             pidfile: Path::new("/p"),
             user: None,
         });
-        assert!(!v.iter().any(|x| x == "--init" || x.starts_with("--device")));
+        assert!(!v
+            .iter()
+            .any(|x| x == "--init" || x.starts_with("--device") || x.starts_with("--cap-")));
+        assert!(v.iter().any(|x| x == "--security-opt=no-new-privileges"));
         assert_eq!(v.last().unwrap(), "i");
         assert!(valid_stack_name("prometheus"));
         assert!(!valid_stack_name("a b"));

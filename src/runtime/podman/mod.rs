@@ -35,6 +35,15 @@
 //!   log file.
 //! - **User.** The unit's `user`/`group` as numeric `--user UID:GID` (names need not
 //!   exist in the image; volume folders we create are owned by it).
+//! - **Privileges** (security issue point 12). Every container runs with
+//!   `--security-opt=no-new-privileges`: setuid binaries and file capabilities in the
+//!   image never raise what it started with (gosu/su-exec still drop privileges). What
+//!   it keeps is [`crate::plan::Capabilities`]: presets drop all and add back what their
+//!   program needs (Logto, LobeChat, MinIO: nothing — node apps and a store on ports
+//!   above 1024 writing only their own user's files); RustFS keeps podman's defaults
+//!   until its entrypoint's needs are known. A generic unit keeps podman's default set
+//!   minus SETFCAP, SETPCAP and SYS_CHROOT, so operators' images that start as root and
+//!   switch user keep working; `capabilities = [...]` in its section drops all others.
 //! - **Environment.** A container gets the image's env plus the unit's (`env_files`
 //!   overlaid by `env`), never the daemon's own environment as native units do.
 //! - **Command.** `command` replaces the image's CMD (its ENTRYPOINT stays), as in

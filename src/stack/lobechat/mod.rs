@@ -10,8 +10,8 @@ pub mod jwks;
 use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, RestartPolicy,
-    Route, RouteAction, Runtime, SecretKind, SecretSpec, Unit, UnitKind,
+    blank_unit, Capabilities, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe,
+    RestartPolicy, Route, RouteAction, Runtime, SecretKind, SecretSpec, Unit, UnitKind,
 };
 use crate::stack::common::{absolute, ca_bundle, https_origin, node_program, uses_podman};
 use crate::stack::logto::{self, env_override, origins, peers};
@@ -129,15 +129,21 @@ fn migrate_unit(ctx: &PresetCtx, dir: &std::path::Path, server: &Unit) -> Unit {
 /// pki folder also holds the CA's private key and the sites' keys: never mounted).
 fn podman_server(u: &mut Unit, s: &ServiceSection, ca_bundle: Option<&std::path::Path>) {
     u.exec = Exec::Command(Vec::new());
-    if let Some(ca) = ca_bundle {
-        let ca = ca.display().to_string();
-        u.runtime = Runtime::Podman(PodmanSpec {
-            image: s.image.clone().unwrap_or_default(),
-            volumes: vec![format!("{ca}:{ca}:ro")],
-            init: true,
-            gpu_devices: false,
-        });
-    }
+    let volumes = ca_bundle
+        .map(|ca| {
+            let ca = ca.display().to_string();
+            format!("{ca}:{ca}:ro")
+        })
+        .into_iter()
+        .collect();
+    u.runtime = Runtime::Podman(PodmanSpec {
+        image: s.image.clone().unwrap_or_default(),
+        volumes,
+        init: true,
+        gpu_devices: false,
+        // A node app run as the image's user `nextjs`, on a port above 1024.
+        caps: Capabilities::none(),
+    });
 }
 
 /// KEY_VAULTS_SECRET, AUTH_SECRET and (v2) the JWKS key.
@@ -265,5 +271,13 @@ mod tests {
             ["/var/lib/ps/pki/ca.crt:/var/lib/ps/pki/ca.crt:ro"]
         );
         assert!(spec.volumes.iter().all(|v| !v.contains(".key")));
+        // Security issue point 12: no capability at all, with or without the CA.
+        assert_eq!(spec.caps, Capabilities::none());
+        podman_server(&mut u, &s, None);
+        let Runtime::Podman(spec) = &u.runtime else {
+            panic!("not podman: {:?}", u.runtime)
+        };
+        assert!(spec.volumes.is_empty());
+        assert_eq!(spec.caps, Capabilities::none());
     }
 }

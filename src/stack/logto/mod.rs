@@ -27,8 +27,8 @@ pub mod tenant_db;
 use crate::config::model::{ConfigFile, Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::{
-    blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, Route,
-    RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
+    blank_unit, Capabilities, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe,
+    Route, RouteAction, Runtime, SecretKind, SecretSpec, UnitKind,
 };
 use crate::stack::common::{absolute, https_origin, node_program, uses_podman};
 use crate::stack::{Expansion, PresetCtx};
@@ -75,6 +75,8 @@ pub(crate) fn podman_helper(image: &str) -> Runtime {
         volumes: Vec::new(),
         init: true,
         gpu_devices: false,
+        // A node app on ports above 1024 that writes only files its (root) user owns.
+        caps: Capabilities::none(),
     })
 }
 
@@ -201,7 +203,11 @@ fn main_unit(
     u.ports.insert("admin".into(), o.admin_port);
     match release_dir {
         // The image's ENTRYPOINT is `npm run` with CMD `start`.
-        None => u.exec = Exec::Command(Vec::new()),
+        None => {
+            u.exec = Exec::Command(Vec::new());
+            // The section's image replaces this one; the capabilities stay.
+            u.runtime = podman_helper(ctx.section.image.as_deref().unwrap_or_default());
+        }
         Some(dir) => {
             // What `npm start` does, without needing npm: `cd packages/core && node .`.
             u.workdir = Some(dir.join("packages").join("core"));
@@ -311,4 +317,16 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     e.units.push(provision);
     e.units.push(u);
     e
+}
+
+#[cfg(test)]
+mod caps_tests {
+    /// Security issue point 12: Logto's containers (server and helpers) keep no capability.
+    #[test]
+    fn helpers_keep_no_capability() {
+        let crate::plan::Runtime::Podman(spec) = super::podman_helper("i") else {
+            panic!("not podman")
+        };
+        assert_eq!(spec.caps, crate::plan::Capabilities::none());
+    }
 }

@@ -39,5 +39,8 @@ pub(crate) fn launch(i: &LaunchInput) -> Launch {
         env,
         health_path: "/minio/health/live",
         default_image: DEFAULT_IMAGE,
+        // MinIO runs as the image's root (or the unit's `--user`) and writes only the
+        // data dir, owned by that user: no capability needed.
+        caps: crate::plan::Capabilities::none(),
     }
 }

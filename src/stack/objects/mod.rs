@@ -25,8 +25,8 @@ use crate::config::model::{Preset, ServiceSection};
 use crate::config::Issue;
 use crate::plan::Unit;
 use crate::plan::{
-    blank_unit, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe, Route,
-    RouteAction, Runtime, SecretKind, SecretSpec, TaskSpec,
+    blank_unit, Capabilities, Condition, Dependency, EnvValue, Exec, Health, PodmanSpec, Probe,
+    Route, RouteAction, Runtime, SecretKind, SecretSpec, TaskSpec,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,8 @@ pub(crate) struct Launch {
     pub env: BTreeMap<String, EnvValue>,
     pub health_path: &'static str,
     pub default_image: &'static str,
+    /// What the flavor's container keeps (no-new-privileges always).
+    pub caps: Capabilities,
 }
 
 /// The objects-init unit's name for an objects unit (`objects` → `objects-init`).
@@ -298,6 +300,7 @@ fn store_unit(ctx: &PresetCtx, flavor: Flavor, port: u16, console_port: u16) -> 
             )],
             init: true,
             gpu_devices: false,
+            caps: launch.caps.clone(),
         });
     }
     u.health = Some(Health {
@@ -404,5 +407,25 @@ fn program_path(base: &Path, b: &Path) -> PathBuf {
         b.to_path_buf()
     } else {
         base.join(b)
+    }
+}
+
+#[cfg(test)]
+mod caps_tests {
+    use super::*;
+
+    /// Security issue point 12: MinIO keeps no capability; RustFS podman's defaults.
+    #[test]
+    fn flavors_capabilities() {
+        let input = LaunchInput {
+            program: "x",
+            podman: true,
+            port: 9000,
+            console_port: 9001,
+            data_dir: Path::new("/data"),
+            app_origin: None,
+        };
+        assert_eq!(minio::launch(&input).caps, Capabilities::none());
+        assert_eq!(rustfs::launch(&input).caps, Capabilities::PodmanDefault);
     }
 }

@@ -49,5 +49,8 @@ pub(crate) fn launch(i: &LaunchInput) -> Launch {
         env,
         health_path: "/health",
         default_image: DEFAULT_IMAGE,
+        // Its entrypoint's needs (switching user, chown of the data dir) vary between
+        // releases: podman's default set until they are known.
+        caps: crate::plan::Capabilities::PodmanDefault,
     }
 }

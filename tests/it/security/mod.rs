@@ -5,4 +5,5 @@ mod ca_scope;
 mod control_access;
 mod logto_createrole;
 mod pg_datadir;
+mod podman_caps;
 mod proxy_flood;
