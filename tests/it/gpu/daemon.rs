@@ -51,8 +51,10 @@ command = ["sh", "-c", "(sleep 601 &); exec sleep 600"]
         Some(&fake),
     );
     let (_, worker) = unit_and_child(&d, "model");
-    let other = d.unit_status("other")["pid"].as_u64().unwrap() as u32;
-    let forker = d.unit_status("forker")["pid"].as_u64().unwrap() as u32;
+    // Units start in parallel: under load `other` and `forker` may still be starting.
+    let running = |name| d.wait_state(name, "running", std::time::Duration::from_secs(15));
+    let other = running("other")["pid"].as_u64().unwrap() as u32;
+    let forker = running("forker")["pid"].as_u64().unwrap() as u32;
     let orphan = wait_for(10, || {
         children_of(d.pid()).into_iter().find(|&c| {
             std::fs::read_to_string(format!("/proc/{c}/cmdline"))
