@@ -8,12 +8,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_stack::proxy::{AlwaysHealthy, UnitHealth};
-use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 fn healthy() -> Arc<dyn UnitHealth> {
@@ -22,27 +21,11 @@ fn healthy() -> Arc<dyn UnitHealth> {
 
 /// A TLS client trusting `ca_pem` whose connections come from `from` (any 127/8
 /// address reaches the loopback listener on Linux).
-struct FromClient {
-    config: Arc<rustls::ClientConfig>,
-}
+struct FromClient(TlsClient);
 
 impl FromClient {
     fn new(ca_pem: &str, alpn: &[&[u8]]) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-        FromClient {
-            config: Arc::new(cfg),
-        }
+        FromClient(TlsClient::new(ca_pem, alpn))
     }
 
     async fn connect(
@@ -50,9 +33,7 @@ impl FromClient {
         from: IpAddr,
         addr: SocketAddr,
     ) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = tcp_from(from, addr).await?;
-        let name = ServerName::try_from("f.test".to_string()).unwrap();
-        let connect = tokio_rustls::TlsConnector::from(self.config.clone()).connect(name, tcp);
+        let connect = self.0.connect_from(from, addr, "f.test");
         tokio::time::timeout(Duration::from_secs(5), connect)
             .await
             .unwrap_or_else(|_| Err(std::io::Error::other("handshake timed out")))
@@ -68,12 +49,6 @@ impl FromClient {
         tokio::spawn(conn);
         get1(&mut send, "f.test", "/").await.status
     }
-}
-
-async fn tcp_from(from: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(from, 0))?;
-    sock.connect(addr).await
 }
 
 /// Whether a new connection from `from` gets an answer to GET / (a refused connection

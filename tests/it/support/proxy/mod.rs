@@ -166,6 +166,22 @@ impl TlsClient {
         sni: &str,
     ) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(addr).await?;
+        self.handshake(tcp, sni).await
+    }
+
+    /// A TLS connection with `sni` from the local address `from` (e.g. 127.0.0.2, to be
+    /// another client on loopback).
+    pub async fn connect_from(
+        &self,
+        from: std::net::IpAddr,
+        addr: SocketAddr,
+        sni: &str,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = tcp_from(from, addr).await?;
+        self.handshake(tcp, sni).await
+    }
+
+    async fn handshake(&self, tcp: TcpStream, sni: &str) -> std::io::Result<TlsStream<TcpStream>> {
         let name = ServerName::try_from(sni.to_string()).unwrap();
         tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(name, tcp)
@@ -190,6 +206,13 @@ impl TlsClient {
         tokio::spawn(conn);
         send
     }
+}
+
+/// A TCP connection to `addr` from the local address `from`.
+pub async fn tcp_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(from, 0))?;
+    sock.connect(addr).await
 }
 
 /// SHA-256 of the certificate the server presented.
