@@ -38,6 +38,7 @@ pub(super) fn proxy_plan(
     }
     merge_preset_routes(&mut sites, preset_routes, p.tls, issues);
     let (trusted_proxies, hsts) = edge_settings(p, issues);
+    check_limits(p, issues);
     ProxyPlan {
         https: p.https.clone(),
         hsts,
@@ -227,6 +228,28 @@ fn edge_settings(
     (trusted_proxies, hsts)
 }
 
+/// Limits of zero would refuse every client or close every connection at once: a typo,
+/// never a setting.
+fn check_limits(p: &crate::config::model::ProxySection, issues: &mut Vec<Issue>) {
+    for (key, n) in [
+        ("max_connections", p.max_connections),
+        ("max_conns_per_ip", p.max_conns_per_ip),
+    ] {
+        if n == 0 {
+            issues.push(Issue::new(format!("proxy.{key}"), "must be at least 1"));
+        }
+    }
+    for (key, d) in [
+        ("h2_idle_timeout", p.h2_idle_timeout),
+        ("keepalive_timeout", p.keepalive_timeout),
+        ("header_timeout", p.header_timeout),
+    ] {
+        if d.0.is_zero() {
+            issues.push(Issue::new(format!("proxy.{key}"), "must be longer than 0s"));
+        }
+    }
+}
+
 /// `max-age=N` first, then only `includeSubDomains` / `preload` directives.
 fn valid_hsts(v: &str) -> bool {
     let mut parts = v.split(';').map(str::trim);
@@ -238,4 +261,38 @@ fn valid_hsts(v: &str) -> bool {
         && parts.all(|d| {
             d.eq_ignore_ascii_case("includeSubDomains") || d.eq_ignore_ascii_case("preload")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zero_limits_are_located_errors() {
+        let text = r#"
+[stack]
+data_dir = "/tmp/pstest-limits"
+[proxy]
+tls = "internal"
+max_conns_per_ip = 0
+keepalive_timeout = "0s"
+[[proxy.site]]
+host = "a.test"
+routes = [{ path = "/", to = "w" }]
+[services.w]
+command = ["/bin/sleep", "100"]
+port = 18081
+"#;
+        let (cfg, src) = crate::config::load_str("stack.toml", None, text.into()).unwrap();
+        let opts = crate::plan::BuildOptions { check_host: false };
+        let err = crate::plan::build(&cfg, &src, opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stack.toml:6: proxy.max_conns_per_ip: must be at least 1"),
+            "{err}"
+        );
+        assert!(
+            err.contains("stack.toml:7: proxy.keepalive_timeout: must be longer than 0s"),
+            "{err}"
+        );
+    }
 }
