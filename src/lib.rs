@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error_chain;
+pub mod export;
 pub mod gpu;
 pub mod logsink;
 pub mod metrics;

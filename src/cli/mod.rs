@@ -4,10 +4,12 @@
 mod bundle;
 mod ca;
 mod check;
+mod export;
 pub mod gpu;
 mod man;
 mod run;
 mod secrets;
+mod task;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -98,6 +100,16 @@ pub enum Command {
         #[command(subcommand)]
         action: BundleCmd,
     },
+    /// Export the plan to another engine: `export kubernetes` writes manifests
+    Export {
+        #[command(subcommand)]
+        target: export::ExportTarget,
+    },
+    /// Run one oneshot's task or wait for a unit, outside the daemon (Kubernetes pods)
+    Task {
+        #[command(subcommand)]
+        action: task::TaskCmd,
+    },
     /// Print shell completions
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff)
@@ -164,6 +176,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets { action } => secrets::run(&ctx, action),
         Command::ShowConfig { json } => check::show_config(&ctx, json),
         Command::Ca { action } => ca::ca(&ctx, action),
+        Command::Export { target } => export::export(&ctx, target),
+        Command::Task { action } => task::task(&ctx, action),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
