@@ -11,6 +11,8 @@ cargo clippy --quiet --all-targets -- -D warnings
 cargo build --quiet
 # Unit tests, doc tests and the one integration binary (tests/it/): the crate links once.
 cargo test --quiet -- --test-threads="${PSTEST_THREADS:-2}"
+# `export kubernetes` against the Kubernetes schemas of two minor versions (issue 19).
+tests/export/validate.sh
 # The attackers' tools against the proxy: testssl, slowloris, HTTP/2 rapid reset.
 tests/security/run.sh
 # The .deb: build, lintian, install, check, start/stop, upgrade, purge (issue 7).

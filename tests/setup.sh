@@ -54,6 +54,11 @@ if ! "$DEPS/venv/bin/python" -c 'import h2' 2>/dev/null; then
   log "pip install h2 into $DEPS/venv"
   $SUDO "$DEPS/venv/bin/pip" install -q 'h2==4.*'
 fi
+# tests/export/validate.sh: the Kubernetes OpenAPI schemas, offline (issue 19).
+if [ ! -x "$DEPS/venv/bin/kubernetes-validate" ]; then
+  log "pip install kubernetes-validate into $DEPS/venv"
+  $SUDO "$DEPS/venv/bin/pip" install -q 'kubernetes-validate==1.*'
+fi
 if [ ! -x "$DEPS/s3s/bin/s3s-fs" ]; then
   log "cargo install s3s-fs 0.14.1 (about 6 minutes on 2 cores)"
   $SUDO cargo install -q s3s-fs@0.14.1 --locked --features binary --root "$DEPS/s3s"
