@@ -12,6 +12,7 @@ mod support;
 
 mod bundle;
 mod core;
+mod export;
 mod gpu;
 mod lobechat;
 mod logto;

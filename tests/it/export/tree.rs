@@ -1,0 +1,72 @@
+//! Exporting packaging/stack.toml for the tests, and reading the written tree back.
+
+use prometheus_stack::export::kubernetes::{self, IngressMode, Options, SecretsMode};
+use prometheus_stack::plan::{build_from_file, BuildOptions, Plan};
+use prometheus_stack::secrets::SecretStore;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// packaging/stack.toml with PostgreSQL 17's bin_dir pinned (the default is the newest
+/// on the host, which would make the exported image host-dependent) and `data_dir` in
+/// `dir`; returns the config's path.
+pub fn config(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("packaging/stack.toml")).unwrap();
+    assert!(
+        text.contains("# bin_dir = "),
+        "packaging/stack.toml changed its bin_dir comment"
+    );
+    let text = text.replace("# bin_dir = ", "bin_dir = ").replace(
+        "data_dir = \"/var/lib/prometheus-stack\"",
+        &format!("data_dir = \"{}\"", dir.join("data").display()),
+    );
+    let path = dir.join("stack.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The plan of `config`.
+pub fn plan(config: &Path) -> Plan {
+    build_from_file(config, BuildOptions { check_host: false })
+        .expect("packaging/stack.toml builds")
+}
+
+/// Options as the golden tree uses them: external secrets, the default namespace.
+pub fn options(config: &Path, secrets: SecretsMode, ingress: IngressMode) -> Options {
+    Options {
+        namespace: "prometheus-stack".into(),
+        replicas: BTreeMap::from([("lobechat".to_string(), 3)]),
+        secrets,
+        ingress,
+        image: "localhost/prometheus-stack:golden".into(),
+        gateway: "prometheus-stack".into(),
+        ingress_class: None,
+        cluster_issuer: Some("letsencrypt".into()),
+        config_text: std::fs::read_to_string(config).unwrap(),
+    }
+}
+
+/// Exports into `out` and reads every file back as JSON, by file name.
+pub fn export_and_read(plan: &Plan, opts: &Options, out: &Path) -> BTreeMap<String, Value> {
+    let store = SecretStore::with_credentials(&plan.stack.data_dir, None);
+    let tree = kubernetes::export(plan, opts, &store).expect("export");
+    let n = kubernetes::write_tree(&tree, out).expect("write");
+    let mut back = BTreeMap::new();
+    for e in std::fs::read_dir(out).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        back.insert(
+            name,
+            serde_json::from_str(&text).expect("every file is JSON (YAML 1.2)"),
+        );
+    }
+    assert_eq!(back.len(), n);
+    back
+}
+
+/// The objects of one kind.
+pub fn of_kind<'a>(tree: &'a BTreeMap<String, Value>, kind: &str) -> Vec<&'a Value> {
+    tree.values().filter(|o| o["kind"] == kind).collect()
+}
