@@ -60,7 +60,7 @@ async fn run(plan: Plan, name: &str, forward: bool) -> anyhow::Result<ExitCode> 
     };
     let spec = spec.clone();
     if forward {
-        forward_ports(&plan, name).await?;
+        forward_ports(&plan, name).await;
     }
     let store = crate::secrets::SecretStore::new(&plan.stack.data_dir);
     let unit_name = name.to_string();
@@ -81,16 +81,19 @@ async fn run(plan: Plan, name: &str, forward: bool) -> anyhow::Result<ExitCode> 
 
 /// Listens on 127.0.0.1:PORT for every other unit's port and forwards to `UNIT:PORT`,
 /// so tasks written for one host reach the cluster's Services unchanged.
-async fn forward_ports(plan: &Plan, own: &str) -> anyhow::Result<()> {
+async fn forward_ports(plan: &Plan, own: &str) {
     for (port, unit) in ServiceMap::new(plan).ports() {
         if unit == own {
             continue;
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .with_context(|| {
-                format!("listening on 127.0.0.1:{port} to forward to {unit}:{port}")
-            })?;
+        // A port this task does not use may be privileged or taken: only say so.
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("not forwarding 127.0.0.1:{port} to {unit}:{port}: {e}");
+                continue;
+            }
+        };
         let target = format!("{unit}:{port}");
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -106,7 +109,6 @@ async fn forward_ports(plan: &Plan, own: &str) -> anyhow::Result<()> {
             }
         });
     }
-    Ok(())
 }
 
 /// Polls `NAME:PORT` until a TCP connection succeeds.

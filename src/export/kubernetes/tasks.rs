@@ -39,10 +39,9 @@ pub fn init_steps(plan: &Plan, unit: &str) -> Vec<InitStep> {
     while let Some(name) = todo.pop() {
         let Some(u) = plan.unit(name) else { continue };
         for d in &u.depends_on {
-            if needed.insert(d.unit.clone()) {
-                if plan.unit(&d.unit).map(|x| x.kind) == Some(UnitKind::Oneshot) {
-                    todo.push(&d.unit);
-                }
+            let oneshot = plan.unit(&d.unit).map(|x| x.kind) == Some(UnitKind::Oneshot);
+            if needed.insert(d.unit.clone()) && oneshot {
+                todo.push(&d.unit);
             }
         }
     }

@@ -81,3 +81,71 @@ fn task_run_names_what_is_wrong() {
         "{err}"
     );
 }
+
+/// `task run postgres-init` as an exported init container runs it: the binary, the
+/// config, and the secrets from a mounted Secret (`CREDENTIALS_DIRECTORY`), against a
+/// real PostgreSQL; the role it creates logs in with the Secret's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_run_postgres_init_with_secrets_from_a_mounted_secret() {
+    use crate::support::pg::*;
+    let dir = reachable_tempdir();
+    let port = free_port();
+    let plan = pg_plan(
+        dir.path(),
+        &pg15_bin(),
+        port,
+        "extensions = []\ndatabases = [\"app\"]",
+    );
+    let c = Ctx::new(&plan, "postgres", store(&plan));
+    let _srv = prepare_and_start(
+        &plan,
+        &c,
+        &dir.path().join("pg.log"),
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    // The Secret's keys, as the kubelet mounts them: one file per secret name.
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    let su = store(&plan).read("postgres-superuser").unwrap();
+    std::fs::write(creds.join("postgres-superuser"), &su).unwrap();
+    std::fs::write(creds.join("postgres-app"), "from-the-mounted-secret").unwrap();
+    let out = bin()
+        .args([
+            "-c",
+            dir.path().join("stack.toml").to_str().unwrap(),
+            "task",
+            "run",
+            "postgres-init",
+        ])
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "task run postgres-init: {err}");
+    assert!(
+        err.contains("postgres-init: "),
+        "logs under the unit's name: {err}"
+    );
+    let app = connect(port, "app", "from-the-mounted-secret", "app").await;
+    assert!(
+        app.is_ok(),
+        "role app logs in with the mounted secret: {:?}",
+        app.err().map(|e| err_text(&e))
+    );
+    let again = bin()
+        .args([
+            "-c",
+            dir.path().join("stack.toml").to_str().unwrap(),
+            "task",
+            "run",
+            "postgres-init",
+        ])
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "idempotent: every replica may run it"
+    );
+}
