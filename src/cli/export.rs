@@ -32,9 +32,12 @@ same hosts, paths and body limits; NetworkPolicies admit each port only from its
 clients (or from the ingress for routed ports). GPU units request nvidia.com/gpu and \
 carry min_free as the annotation prometheus-stack.io/gpu-min-free.
 
-Not built: [services.postgres] external_url (a managed PostgreSQL): remove the \
-postgres StatefulSet by a kustomize patch and point the DATABASE_URL Secret keys at it \
-yourself; resource requests other than GPUs (add them by a kustomize patch).";
+With [services.postgres] external_url = \"postgres://HOST:PORT\" (a managed PostgreSQL) \
+no PostgreSQL is exported: DATABASE_URLs and the provisioning tasks use HOST:PORT, and \
+the Secret's postgres-superuser key is that server's admin password (tasks connect \
+without TLS: a server that requires TLS is not supported yet).
+
+Not built: resource requests other than GPUs (add them by a kustomize patch).";
 
 /// `export kubernetes` options.
 #[derive(clap::Args, Debug)]
@@ -97,6 +100,17 @@ fn parse_replicas(s: &str) -> Result<(String, u32), String> {
     Ok((unit.to_string(), n))
 }
 
+/// `external_url`s of the config (the plan does not carry them: the server ignores them).
+pub(super) fn external_of(ctx: &Ctx) -> anyhow::Result<BTreeMap<String, String>> {
+    match ctx.config_choice() {
+        super::ConfigChoice::File(p) => {
+            let (cfg, _) = crate::config::load_file(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(kubernetes::external_addresses(&cfg)?)
+        }
+        super::ConfigChoice::Embedded => Ok(BTreeMap::new()),
+    }
+}
+
 /// Runs `export TARGET`.
 pub fn export(ctx: &Ctx, target: ExportTarget) -> anyhow::Result<ExitCode> {
     let ExportTarget::Kubernetes(args) = target;
@@ -135,6 +149,7 @@ pub fn export(ctx: &Ctx, target: ExportTarget) -> anyhow::Result<ExitCode> {
         ingress_class: args.ingress_class,
         cluster_issuer: args.cluster_issuer,
         config_text,
+        external: external_of(ctx)?,
     };
     let store = crate::secrets::SecretStore::new(&plan.stack.data_dir);
     let tree = kubernetes::export(&plan, &opts, &store)?;

@@ -40,12 +40,18 @@ pub fn task(ctx: &Ctx, action: TaskCmd) -> anyhow::Result<ExitCode> {
         TaskCmd::Run {
             name,
             forward_to_services,
-        } => rt.block_on(run(plan, &name, forward_to_services)),
-        TaskCmd::Wait { name, timeout } => rt.block_on(wait(&plan, &name, timeout)),
+        } => {
+            let services = ServiceMap::with_external(&plan, super::export::external_of(ctx)?);
+            rt.block_on(run(plan, &name, forward_to_services.then_some(services)))
+        }
+        TaskCmd::Wait { name, timeout } => {
+            let services = ServiceMap::with_external(&plan, super::export::external_of(ctx)?);
+            rt.block_on(wait(&plan, &services, &name, timeout))
+        }
     }
 }
 
-async fn run(plan: Plan, name: &str, forward: bool) -> anyhow::Result<ExitCode> {
+async fn run(plan: Plan, name: &str, forward: Option<ServiceMap>) -> anyhow::Result<ExitCode> {
     let Some(unit) = plan.unit(name) else {
         bail!(
             "no unit {name:?} in {} (`prometheus-stack check` lists them)",
@@ -59,8 +65,8 @@ async fn run(plan: Plan, name: &str, forward: bool) -> anyhow::Result<ExitCode> 
         );
     };
     let spec = spec.clone();
-    if forward {
-        forward_ports(&plan, name).await;
+    if let Some(services) = forward {
+        forward_ports(&services, name).await;
     }
     let store = crate::secrets::SecretStore::new(&plan.stack.data_dir);
     let unit_name = name.to_string();
@@ -81,8 +87,8 @@ async fn run(plan: Plan, name: &str, forward: bool) -> anyhow::Result<ExitCode> 
 
 /// Listens on 127.0.0.1:PORT for every other unit's port and forwards to `UNIT:PORT`,
 /// so tasks written for one host reach the cluster's Services unchanged.
-async fn forward_ports(plan: &Plan, own: &str) {
-    for (port, unit) in ServiceMap::new(plan).ports() {
+async fn forward_ports(services: &ServiceMap, own: &str) {
+    for (port, unit) in services.ports() {
         if unit == own {
             continue;
         }
@@ -90,11 +96,14 @@ async fn forward_ports(plan: &Plan, own: &str) {
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("not forwarding 127.0.0.1:{port} to {unit}:{port}: {e}");
+                eprintln!(
+                    "not forwarding 127.0.0.1:{port} to {}: {e}",
+                    services.target(unit, port)
+                );
                 continue;
             }
         };
-        let target = format!("{unit}:{port}");
+        let target = services.target(unit, port);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = target.clone();
@@ -111,27 +120,33 @@ async fn forward_ports(plan: &Plan, own: &str) {
     }
 }
 
-/// Polls `NAME:PORT` until a TCP connection succeeds.
-async fn wait(plan: &Plan, name: &str, timeout: u64) -> anyhow::Result<ExitCode> {
+/// Polls `NAME:PORT` (or the unit's external server) until a TCP connection succeeds.
+async fn wait(
+    plan: &Plan,
+    services: &ServiceMap,
+    name: &str,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
     let Some(port) = plan.unit(name).and_then(|u| u.port) else {
         bail!(
             "unit {name:?} has no port to wait for in {}",
             plan.source.name
         );
     };
+    let target = services.target(name, port);
     let start = Instant::now();
     let mut last_note = start;
     loop {
-        if tokio::net::TcpStream::connect((name, port)).await.is_ok() {
-            eprintln!("{name}:{port} accepts connections");
+        if tokio::net::TcpStream::connect(&target).await.is_ok() {
+            eprintln!("{target} accepts connections");
             return Ok(ExitCode::SUCCESS);
         }
         if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
-            eprintln!("{name}:{port} still refuses connections after {timeout}s");
+            eprintln!("{target} still refuses connections after {timeout}s");
             return Ok(ExitCode::from(1));
         }
         if last_note.elapsed() >= Duration::from_secs(10) {
-            eprintln!("waiting for {name}:{port}");
+            eprintln!("waiting for {target}");
             last_note = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

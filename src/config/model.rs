@@ -248,6 +248,9 @@ pub struct ServiceSection {
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
     pub databases: Option<Vec<String>>,
+    /// `export kubernetes` only: a managed PostgreSQL (`postgres://HOST[:PORT]`) replaces
+    /// the exported StatefulSet; the single server ignores it.
+    pub external_url: Option<String>,
 
     // --- presets "rustfs" / "minio" ---
     pub binary: Option<PathBuf>,

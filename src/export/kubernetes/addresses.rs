@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct ServiceMap {
     by_port: BTreeMap<u16, String>,
+    /// Units served from outside the cluster (`external_url`): unit → `HOST:PORT`.
+    external: BTreeMap<String, String>,
 }
 
 impl ServiceMap {
@@ -23,7 +25,31 @@ impl ServiceMap {
                 by_port.insert(*p, u.name.clone());
             }
         }
-        ServiceMap { by_port }
+        ServiceMap {
+            by_port,
+            external: BTreeMap::new(),
+        }
+    }
+
+    /// [`ServiceMap::new`] with units served from outside (unit → `HOST:PORT`).
+    pub fn with_external(plan: &Plan, external: BTreeMap<String, String>) -> Self {
+        ServiceMap {
+            external,
+            ..ServiceMap::new(plan)
+        }
+    }
+
+    /// Whether `unit` is served from outside the cluster (no workload of its own).
+    pub fn is_external(&self, unit: &str) -> bool {
+        self.external.contains_key(unit)
+    }
+
+    /// Where the cluster reaches `unit`'s `port`: its Service, or its external server.
+    pub fn target(&self, unit: &str, port: u16) -> String {
+        match self.external.get(unit) {
+            Some(addr) => addr.clone(),
+            None => format!("{unit}:{port}"),
+        }
     }
 
     /// The unit listening on `port`.
@@ -49,7 +75,7 @@ impl ServiceMap {
             let is_url = rest[..start].ends_with("://");
             out.push_str(&rest[..start]);
             match port.and_then(|p| self.owner(p).map(|u| (p, u))) {
-                Some((p, unit)) if unit != own => out.push_str(&format!("{unit}:{p}")),
+                Some((p, unit)) if unit != own => out.push_str(&self.target(unit, p)),
                 Some((p, _)) if !is_url => out.push_str(&format!("0.0.0.0:{p}")),
                 _ => out.push_str(&rest[start..start + host_len + 1 + digits]),
             }
@@ -91,7 +117,11 @@ mod tests {
         by_port.insert(25432, "postgres".to_string());
         by_port.insert(29000, "objects".to_string());
         by_port.insert(3210, "lobechat".to_string());
-        ServiceMap { by_port }
+        by_port.insert(25433, "managed".to_string());
+        ServiceMap {
+            by_port,
+            external: BTreeMap::from([("managed".to_string(), "db.example:5432".to_string())]),
+        }
     }
 
     #[test]
@@ -111,6 +141,7 @@ mod tests {
             "localhost:9 and objects:29000/a"
         );
         assert_eq!(m.rewrite("x", "no address"), "no address");
+        assert_eq!(m.rewrite("x", "@127.0.0.1:25433/db"), "@db.example:5432/db");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod addresses;
 mod env;
+mod external;
 mod ingress;
 mod network_policy;
 mod objects;
@@ -18,6 +19,7 @@ mod workloads;
 
 pub use addresses::{listen_rewrite, ServiceMap};
 pub use env::{secret_env_name, SECRET_ENV_PREFIX};
+pub use external::external_addresses;
 pub use tasks::{init_steps, InitStep};
 
 use crate::plan::Plan;
@@ -71,6 +73,8 @@ pub struct Options {
     pub cluster_issuer: Option<String>,
     /// The config file's text, shipped as a ConfigMap for `task run`.
     pub config_text: String,
+    /// Units served from outside the cluster (`external_url`): unit → `HOST:PORT`.
+    pub external: BTreeMap<String, String>,
 }
 
 /// Why an export failed; each names what to fix.

@@ -21,7 +21,7 @@ pub fn policies(ctx: &Ctx) -> Vec<Value> {
         .plan
         .units
         .iter()
-        .filter(|u| u.kind == UnitKind::Longrun)
+        .filter(|u| u.kind == UnitKind::Longrun && !ctx.services.is_external(&u.name))
     {
         let mut rules = Vec::new();
         for p in u.port.iter().chain(u.ports.values()) {

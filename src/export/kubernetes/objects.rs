@@ -18,7 +18,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             plan,
             opts,
-            services: ServiceMap::new(plan),
+            services: ServiceMap::with_external(plan, opts.external.clone()),
         }
     }
 

@@ -21,7 +21,7 @@ pub fn workloads(ctx: &Ctx) -> Result<Vec<Value>, ExportError> {
         .plan
         .units
         .iter()
-        .filter(|u| u.kind == UnitKind::Longrun)
+        .filter(|u| u.kind == UnitKind::Longrun && !ctx.services.is_external(&u.name))
     {
         let (container, claims) = main_container(ctx, u)?;
         out.push(workload(ctx, u, container, claims)?);

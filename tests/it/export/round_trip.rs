@@ -388,3 +388,44 @@ fn admin_port_and_database_are_closed_to_all_but_clients() {
         .iter()
         .any(|p| p["spec"]["podSelector"] == serde_json::json!({})));
 }
+
+#[test]
+fn external_postgres_replaces_the_statefulset_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tree::config(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "preset = \"postgres\"\n",
+        "preset = \"postgres\"\nexternal_url = \"postgres://db.example.internal:6543\"\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let plan = tree::plan(&cfg);
+    let opts = tree::options(&cfg, SecretsMode::External, IngressMode::Ingress);
+    let t = tree::export_and_read(&plan, &opts, &dir.path().join("out"));
+    assert!(
+        t.values().all(|o| o["metadata"]["name"] != "postgres"),
+        "no postgres workload, Service or policy"
+    );
+    let lobe = &workload(&t, "lobechat")["spec"]["template"]["spec"]["containers"][0];
+    let url = lobe["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DATABASE_URL")
+        .unwrap();
+    assert_eq!(
+        url["value"].as_str().unwrap(),
+        "postgres://lobechat:$(PS_SECRET_POSTGRES_LOBECHAT)@db.example.internal:6543/lobechat"
+    );
+    let steps: Vec<String> = workload(&t, "logto")["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(step_unit)
+        .collect();
+    assert_eq!(
+        steps[..2],
+        ["postgres", "postgres-init"],
+        "roles are still provisioned, on the managed server"
+    );
+}

@@ -44,7 +44,14 @@ pub fn options(config: &Path, secrets: SecretsMode, ingress: IngressMode) -> Opt
         ingress_class: None,
         cluster_issuer: Some("letsencrypt".into()),
         config_text: std::fs::read_to_string(config).unwrap(),
+        external: external_of(config),
     }
+}
+
+/// The config's `external_url`s, as the CLI reads them.
+pub fn external_of(config: &Path) -> BTreeMap<String, String> {
+    let (cfg, _) = prometheus_stack::config::load_file(config).unwrap();
+    kubernetes::external_addresses(&cfg).expect("external_url parses")
 }
 
 /// Exports into `out` and reads every file back as JSON, by file name.
