@@ -429,3 +429,49 @@ fn external_postgres_replaces_the_statefulset_everywhere() {
         "roles are still provisioned, on the managed server"
     );
 }
+
+#[test]
+fn gpu_units_request_a_gpu_and_gateway_routes_keep_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tree::config(dir.path());
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[services.ollama]\nimage = \"docker.io/ollama/ollama:0.6.0\"\nport = 11434\n\
+         health = { http = \"http://127.0.0.1:11434/\" }\ngpu = { min_free = \"8GiB\" }\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let plan = tree::plan(&cfg);
+    let opts = tree::options(&cfg, SecretsMode::External, IngressMode::Gateway);
+    let t = tree::export_and_read(&plan, &opts, &dir.path().join("out"));
+    let w = workload(&t, "ollama");
+    let c = &w["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], 1);
+    let min = (8u64 << 30).to_string();
+    assert_eq!(
+        w["spec"]["template"]["metadata"]["annotations"]["prometheus-stack.io/gpu-min-free"],
+        min.as_str()
+    );
+    let proxy = plan.proxy.as_ref().unwrap();
+    let routes = tree::of_kind(&t, "HTTPRoute");
+    for site in &proxy.sites {
+        for r in &site.routes {
+            let RouteAction::Unit { unit, port } = &r.action else {
+                continue;
+            };
+            let hit = routes.iter().find(|h| {
+                h["spec"]["hostnames"][0] == site.host.as_str()
+                    && h["spec"]["rules"].as_array().unwrap().iter().any(|rule| {
+                        rule["matches"][0]["path"]["value"] == r.path.as_str()
+                            && rule["backendRefs"][0]["name"] == unit.as_str()
+                            && rule["backendRefs"][0]["port"] == *port
+                    })
+            });
+            let hit = hit.unwrap_or_else(|| panic!("{}{}: no HTTPRoute rule", site.host, r.path));
+            let limit = r.max_body.unwrap_or(proxy.max_body).to_string();
+            assert_eq!(
+                hit["metadata"]["annotations"]["prometheus-stack.io/max-body"],
+                limit.as_str()
+            );
+        }
+    }
+}
