@@ -54,6 +54,21 @@ pub enum PgError {
         status: String,
         output: String,
     },
+    #[error("`podman run` of {image} for services.{unit} failed: {output} (is the image loaded? `prometheus-stack bundle import BUNDLE`, or `podman image ls`)")]
+    Podman {
+        unit: String,
+        image: String,
+        output: String,
+    },
+    #[error("data dir {path} was last run by the {from} form with PostgreSQL {data}, but services.{unit} now runs PostgreSQL {now} ({to}); a major version cannot be switched in place. Keep the data: set services.{unit}.runtime back to \"{from}\", start, run `prometheus-stack backup`, stop, move {path} away, set runtime = \"{to}\", start (a fresh initdb), then `prometheus-stack restore FILE`")]
+    SwitchVersion {
+        unit: String,
+        path: PathBuf,
+        from: String,
+        to: &'static str,
+        data: String,
+        now: String,
+    },
     #[error("secret: {0}")]
     Secret(#[from] crate::secrets::SecretError),
     #[error(

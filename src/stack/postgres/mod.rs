@@ -3,11 +3,14 @@
 //! and the secrets behind them. Later presets get their connection URLs from here.
 
 mod client;
+mod container;
 mod datadir;
 mod error;
 mod provision;
+mod switch;
 
 pub use client::{error_text, open, probe};
+pub use container::{PgContainer, DEFAULT_IMAGE, DEFAULT_UID};
 pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
 pub use provision::{end_seed_createrole, init, rotate_role};
@@ -51,6 +54,9 @@ pub struct PgServer {
     pub data_dir: PathBuf,
     /// RUNTIME_DIR/NAME: the server's Unix socket folder.
     pub socket_dir: PathBuf,
+    /// `runtime = "podman"`: the image and the numeric user the server runs as in it;
+    /// None = native, from `bin_dir`.
+    pub container: Option<PgContainer>,
 }
 
 impl PgServer {
@@ -61,6 +67,21 @@ impl PgServer {
     /// `BIN/name`.
     pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
+    }
+    /// The program to run: `BIN/name` natively, `name` from the image's PATH in podman.
+    pub fn program(&self, name: &str) -> String {
+        match &self.container {
+            Some(_) => name.to_string(),
+            None => self.bin(name).display().to_string(),
+        }
+    }
+    /// Which form runs the server: "process" or "podman" (recorded beside the data dir).
+    pub fn form(&self) -> &'static str {
+        if self.container.is_some() {
+            "podman"
+        } else {
+            "process"
+        }
     }
 }
 
@@ -89,7 +110,7 @@ impl PgConfig {
     pub fn argv(&self) -> Vec<String> {
         let srv = &self.server;
         let mut argv = vec![
-            srv.bin("postgres").display().to_string(),
+            srv.program("postgres"),
             "-D".into(),
             srv.data_dir.display().to_string(),
             "-c".into(),
@@ -370,14 +391,20 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
     let s = ctx.section;
     let key = &ctx.key;
     let mut issues = Vec::new();
-    let bin_dir = resolve_bin_dir(ctx, &mut issues);
+    let container = container::resolve(ctx, &mut issues);
+    let bin_dir = match &container {
+        // Only printed (e.g. in the missing-extension error): the binaries are the image's.
+        Some(c) => PathBuf::from(format!("image {}", c.image)),
+        None => resolve_bin_dir(ctx, &mut issues),
+    };
     let extensions = resolve_extensions(s, key, &mut issues);
     let databases = resolve_databases(s, key, &mut issues);
     let settings = resolve_settings(s, key, &extensions, &mut issues);
-    let user = match &s.user {
-        Some(u) => Some(u.clone()),
-        None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
-        None => None,
+    let user = match (&container, &s.user) {
+        (Some(c), _) => Some(c.uid.to_string()),
+        (None, Some(u)) => Some(u.clone()),
+        (None, None) if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
+        (None, None) => None,
     };
     // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE,
     // and only until its seed ran (`provision::wants_createrole`).
@@ -394,6 +421,7 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
         user,
         data_dir: ctx.stack.data_dir.join(ctx.name),
         socket_dir: ctx.stack.runtime_dir.join(ctx.name),
+        container,
     };
     let cfg = PgConfig {
         server,
@@ -410,17 +438,14 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     let (cfg, mut issues) = resolve(ctx);
     e.issues.append(&mut issues);
-    if crate::stack::common::uses_podman(ctx.cfg, ctx.section) {
-        e.issues.push(Issue::new(
-            format!("{}.runtime", ctx.key),
-            "the postgres preset runs PostgreSQL natively for now: set runtime = \"process\" and bin_dir",
-        ));
-    }
 
     let mut main = blank_unit(ctx.name, &ctx.key, "preset postgres");
     main.kind = UnitKind::Longrun;
     main.exec = Exec::Command(cfg.argv());
     main.user = cfg.server.user.clone();
+    if let Some(c) = &cfg.server.container {
+        container::apply(&mut main, &cfg.server, c);
+    }
     main.port = Some(cfg.server.port);
     // A database that stops on its own (pg_ctl stop, OOM) is always wanted back.
     main.restart = RestartPolicy::Always;
