@@ -39,8 +39,7 @@ pub(super) fn check_ports(units: &[Unit], issues: &mut Vec<Issue>) {
 
 pub(super) fn check_host(u: &Unit, issues: &mut Vec<Issue>) {
     // A container may run as a numeric uid/gid of its image, unknown to the host.
-    let numeric =
-        |v: &str| matches!(u.runtime, Runtime::Podman(_)) && v.parse::<u32>().is_ok();
+    let numeric = |v: &str| matches!(u.runtime, Runtime::Podman(_)) && v.parse::<u32>().is_ok();
     if let Some(user) = u.user.as_deref().filter(|v| !numeric(v)) {
         if !matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
             issues.push(Issue::new(

@@ -57,7 +57,12 @@ pub fn resolve(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> Option<PgContainer> 
             "the podman form runs the image's PostgreSQL: remove bin_dir, or set runtime = \"process\"",
         ));
     }
-    let uid = numeric(s.user.as_ref(), format!("{}.user", ctx.key), DEFAULT_UID, issues);
+    let uid = numeric(
+        s.user.as_ref(),
+        format!("{}.user", ctx.key),
+        DEFAULT_UID,
+        issues,
+    );
     let gid = numeric(s.group.as_ref(), format!("{}.group", ctx.key), uid, issues);
     Some(PgContainer {
         image: s.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
@@ -88,7 +93,11 @@ pub fn apply(u: &mut Unit, srv: &PgServer, c: &PgContainer) {
 
 /// `podman run --rm` of a one-off command in the image, as the server's user, without
 /// network or capabilities; `mounts` are host paths mounted at the same path.
-pub fn one_off(c: &PgContainer, mounts: &[(&Path, bool)], argv: &[String]) -> tokio::process::Command {
+pub fn one_off(
+    c: &PgContainer,
+    mounts: &[(&Path, bool)],
+    argv: &[String],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(crate::runtime::podman::podman_bin());
     cmd.args([
         "run",
@@ -129,14 +138,20 @@ pub async fn image_major(srv: &PgServer, c: &PgContainer) -> Result<String, PgEr
         _ => Err(PgError::Podman {
             unit: srv.unit.clone(),
             image: c.image.clone(),
-            output: format!("{} {}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()),
+            output: format!(
+                "{} {}",
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         }),
     }
 }
 
 /// "postgres (PostgreSQL) 17.2 (Debian …)" → "17".
 pub fn version_major(text: &str) -> Option<String> {
-    let v = text.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let v = text
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
     let major: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
     (!major.is_empty()).then_some(major)
 }
@@ -169,7 +184,10 @@ mod tests {
             version_major("postgres (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)\n").as_deref(),
             Some("17")
         );
-        assert_eq!(version_major("postgres (PostgreSQL) 18.1").as_deref(), Some("18"));
+        assert_eq!(
+            version_major("postgres (PostgreSQL) 18.1").as_deref(),
+            Some("18")
+        );
         assert_eq!(version_major("no version"), None);
     }
 

@@ -15,8 +15,16 @@ const RECIPE: &str = "pgimage-1";
 const PG_ROOT: &str = "/opt/pg";
 
 fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().expect("sh runs");
-    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("sh runs");
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -64,7 +72,10 @@ pub fn pgvector_image() -> String {
     }
     let cache = crate::support::deps().join("images");
     let tar = cache.join(format!("pstest-pgvector-{k}.tar"));
-    if tar.is_file() && podman(&["load", "-q", "-i", &tar.display().to_string()]).status.success()
+    if tar.is_file()
+        && podman(&["load", "-q", "-i", &tar.display().to_string()])
+            .status
+            .success()
     {
         if image_exists(&name) {
             return name;
@@ -82,7 +93,7 @@ pub fn pgvector_image() -> String {
 /// Shared libraries the build's programs and modules link, outside the build itself.
 fn system_libs(pginstall: &Path) -> Vec<PathBuf> {
     let out = sh(&format!(
-        "for f in {p}/bin/* {p}/lib/*.so {p}/share/*.so; do ldd \"$f\" 2>/dev/null; done",
+        "for f in {p}/bin/* {p}/lib/*.so {p}/share/*.so; do ldd \"$f\" 2>/dev/null; done; true",
         p = pginstall.display()
     ));
     let mut libs: Vec<PathBuf> = out
