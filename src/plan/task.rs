@@ -37,7 +37,7 @@ pub enum TaskSpec {
     /// Health of a postgres server: a superuser login and `SELECT 1`.
     PostgresReady(PgServer),
     /// `NAME-init`: one role + database per consumer, extensions, CONNECT privileges.
-    PostgresInit(PgConfig),
+    PostgresInit(Box<PgConfig>),
     /// Rotation of a role's password (`ALTER ROLE … PASSWORD`).
     PostgresRotate(PgRotate),
     /// Before each start of an object store: its data dir, owned by the unit's user.

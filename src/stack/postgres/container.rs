@@ -46,7 +46,7 @@ fn numeric(v: Option<&String>, key: String, default: u32, issues: &mut Vec<Issue
 }
 
 /// The container settings when the section runs in podman; None for the native form.
-pub fn resolve(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> Option<PgContainer> {
+pub fn resolve(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> Option<Box<PgContainer>> {
     let s = ctx.section;
     if !crate::stack::common::uses_podman(ctx.cfg, s) {
         return None;
@@ -64,11 +64,11 @@ pub fn resolve(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> Option<PgContainer> 
         issues,
     );
     let gid = numeric(s.group.as_ref(), format!("{}.group", ctx.key), uid, issues);
-    Some(PgContainer {
+    Some(Box::new(PgContainer {
         image: s.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
         uid,
         gid,
-    })
+    }))
 }
 
 /// Turns the native server unit into its container form.

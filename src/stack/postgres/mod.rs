@@ -56,7 +56,7 @@ pub struct PgServer {
     pub socket_dir: PathBuf,
     /// `runtime = "podman"`: the image and the numeric user the server runs as in it;
     /// None = native, from `bin_dir`.
-    pub container: Option<PgContainer>,
+    pub container: Option<Box<PgContainer>>,
 }
 
 impl PgServer {
@@ -468,7 +468,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         &ctx.key,
         "preset postgres",
         ctx.name,
-        Exec::Task(TaskSpec::PostgresInit(cfg.clone())),
+        Exec::Task(TaskSpec::PostgresInit(Box::new(cfg.clone()))),
     );
 
     e.secrets.insert(

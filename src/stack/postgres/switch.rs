@@ -7,6 +7,7 @@
 //! the only one before the podman form existed.
 
 use super::datadir::UnitUser;
+use super::error::SwitchRefusal;
 use super::{container, PgError, PgServer};
 use crate::plan::TaskContext;
 use std::path::{Path, PathBuf};
@@ -71,14 +72,14 @@ pub async fn check_major(srv: &PgServer, from: &str, data: &str) -> Result<(), P
             bin_dir: srv.bin_dir.clone(),
         });
     }
-    Err(PgError::SwitchVersion {
+    Err(PgError::SwitchVersion(Box::new(SwitchRefusal {
         unit: srv.unit.clone(),
         path: srv.data_dir.clone(),
         from: from.into(),
         to: srv.form(),
         data: data.into(),
         now,
-    })
+    })))
 }
 
 /// Gives the whole tree to the new form's user; links are changed themselves, never

@@ -76,10 +76,9 @@ pub fn pgvector_image() -> String {
         && podman(&["load", "-q", "-i", &tar.display().to_string()])
             .status
             .success()
+        && image_exists(&name)
     {
-        if image_exists(&name) {
-            return name;
-        }
+        return name;
     }
     build(&src, &name);
     std::fs::create_dir_all(&cache).unwrap();
