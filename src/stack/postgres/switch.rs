@@ -115,3 +115,36 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<u64> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The tree changes owner; a link to a file outside it is changed itself, its target
+    /// never (root must not be steered by what the data dir's owner planted).
+    #[test]
+    fn chown_tree_never_follows_links() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir_all(data.join("base/1")).unwrap();
+        std::fs::write(data.join("base/1/123"), b"x").unwrap();
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, b"y").unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
+        assert_eq!(chown_tree(&data, 4242, 4343).unwrap(), 5);
+        for p in ["", "base", "base/1", "base/1/123"] {
+            let md = std::fs::metadata(data.join(p)).unwrap();
+            assert_eq!((md.uid(), md.gid()), (4242, 4343), "{p}");
+        }
+        assert_eq!(
+            std::fs::symlink_metadata(data.join("link")).unwrap().uid(),
+            4242
+        );
+        assert_eq!(std::fs::metadata(&outside).unwrap().uid(), 0);
+    }
+}
