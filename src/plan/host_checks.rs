@@ -38,7 +38,9 @@ pub(super) fn check_ports(units: &[Unit], issues: &mut Vec<Issue>) {
 }
 
 pub(super) fn check_host(u: &Unit, issues: &mut Vec<Issue>) {
-    if let Some(user) = &u.user {
+    // A container may run as a numeric uid/gid of its image, unknown to the host.
+    let numeric = |v: &str| matches!(u.runtime, Runtime::Podman(_)) && v.parse::<u32>().is_ok();
+    if let Some(user) = u.user.as_deref().filter(|v| !numeric(v)) {
         if !matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
             issues.push(Issue::new(
                 format!("{}.user", u.config_key),
@@ -46,7 +48,7 @@ pub(super) fn check_host(u: &Unit, issues: &mut Vec<Issue>) {
             ));
         }
     }
-    if let Some(group) = &u.group {
+    if let Some(group) = u.group.as_deref().filter(|v| !numeric(v)) {
         if !matches!(nix::unistd::Group::from_name(group), Ok(Some(_))) {
             issues.push(Issue::new(
                 format!("{}.group", u.config_key),

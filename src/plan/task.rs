@@ -37,7 +37,7 @@ pub enum TaskSpec {
     /// Health of a postgres server: a superuser login and `SELECT 1`.
     PostgresReady(PgServer),
     /// `NAME-init`: one role + database per consumer, extensions, CONNECT privileges.
-    PostgresInit(PgConfig),
+    PostgresInit(Box<PgConfig>),
     /// Rotation of a role's password (`ALTER ROLE … PASSWORD`).
     PostgresRotate(PgRotate),
     /// Before each start of an object store: its data dir, owned by the unit's user.
@@ -76,11 +76,19 @@ impl TaskSpec {
     /// One line for `check`: the step and its main parameters.
     pub fn summary(&self) -> String {
         match self {
-            TaskSpec::PostgresInitDb(c) => format!(
-                "postgres prepare: initdb once into {} as {}, stale postmaster.pid check",
-                c.data_dir.display(),
-                c.user.as_deref().unwrap_or("the daemon's user")
-            ),
+            TaskSpec::PostgresInitDb(c) => match &c.container {
+                Some(img) => format!(
+                    "postgres prepare: initdb once in {} into {} as uid {}, runtime switch and stale postmaster.pid checks",
+                    img.image,
+                    c.data_dir.display(),
+                    img.uid
+                ),
+                None => format!(
+                    "postgres prepare: initdb once into {} as {}, runtime switch and stale postmaster.pid checks",
+                    c.data_dir.display(),
+                    c.user.as_deref().unwrap_or("the daemon's user")
+                ),
+            },
             TaskSpec::PostgresReady(c) => {
                 format!("postgres health: SELECT 1 on 127.0.0.1:{}", c.port)
             }

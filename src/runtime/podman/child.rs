@@ -343,26 +343,36 @@ fn resolve_user(unit: &Unit) -> Result<Option<(u32, u32)>, PodmanError> {
     let Some(name) = &unit.user else {
         return Ok(None);
     };
-    let user = nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| PodmanError::UnknownUser {
-            unit: unit.name.clone(),
-            what: format!("user {name:?}"),
-        })?;
-    let gid = match &unit.group {
-        Some(g) => nix::unistd::Group::from_name(g)
-            .ok()
-            .flatten()
-            .ok_or_else(|| PodmanError::UnknownUser {
-                unit: unit.name.clone(),
-                what: format!("group {g:?}"),
-            })?
-            .gid
-            .as_raw(),
-        None => user.gid.as_raw(),
+    // A numeric uid/gid is the image's own user, which need not exist on the host.
+    let (uid, user_gid) = match name.parse::<u32>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => {
+            let user = nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| PodmanError::UnknownUser {
+                    unit: unit.name.clone(),
+                    what: format!("user {name:?}"),
+                })?;
+            (user.uid.as_raw(), user.gid.as_raw())
+        }
     };
-    Ok(Some((user.uid.as_raw(), gid)))
+    let gid = match &unit.group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => nix::unistd::Group::from_name(g)
+                .ok()
+                .flatten()
+                .ok_or_else(|| PodmanError::UnknownUser {
+                    unit: unit.name.clone(),
+                    what: format!("group {g:?}"),
+                })?
+                .gid
+                .as_raw(),
+        },
+        None => user_gid,
+    };
+    Ok(Some((uid, gid)))
 }
 
 /// Creates named volumes' folders under DATA_DIR/volumes (owned by the unit's user);

@@ -23,8 +23,16 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PgError
     move |source| PgError::Io { what, path, source }
 }
 
-/// Resolves `user`; None when the server runs as the daemon's own user.
+/// Resolves `user`; None when the server runs as the daemon's own user. In podman the
+/// image's numeric uid/gid, which need no name on the host.
 pub fn unit_user(cfg: &PgServer) -> Result<Option<UnitUser>, PgError> {
+    if let Some(c) = &cfg.container {
+        return Ok(Some(UnitUser {
+            name: format!("uid {}", c.uid),
+            uid: c.uid,
+            gid: c.gid,
+        }));
+    }
     let Some(name) = &cfg.user else {
         return Ok(None);
     };
@@ -153,6 +161,42 @@ fn data_version(cfg: &PgServer) -> Result<String, PgError> {
 /// Runs before every start of the server.
 pub async fn prepare(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
     let user = unit_user(cfg)?;
+    if cfg.container.is_none() {
+        check_programs(cfg)?;
+    }
+    let password = ctx.secrets.ensure(
+        &cfg.superuser_secret(),
+        &SecretKind::Random { bytes: 32 },
+        None,
+    )?;
+
+    std::fs::create_dir_all(&cfg.socket_dir).map_err(io("cannot create", &cfg.socket_dir))?;
+    give_dir(&cfg.socket_dir, user.as_ref(), 0o755)?;
+    // A container sees only its bind mounts, not the folders above them.
+    if let (Some(u), None) = (&user, &cfg.container) {
+        check_reachable(cfg, u, &cfg.socket_dir)?;
+        check_reachable(cfg, u, &cfg.data_dir)?;
+    }
+
+    // Any entry (a link included) means a cluster: checked, never followed.
+    if std::fs::symlink_metadata(cfg.data_dir.join("PG_VERSION")).is_ok() {
+        return check_existing(cfg, ctx, user.as_ref()).await;
+    }
+    if let Ok(mut rd) = std::fs::read_dir(&cfg.data_dir) {
+        if rd.next().is_some() {
+            return Err(PgError::Io {
+                what: "not a PostgreSQL data dir (no PG_VERSION) and not empty; move it away so initdb can create",
+                path: cfg.data_dir.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+    }
+    initdb(cfg, ctx, user.as_ref(), &password).await?;
+    super::switch::record(cfg)
+}
+
+/// The native form's `postgres` and `initdb` must be executables.
+fn check_programs(cfg: &PgServer) -> Result<(), PgError> {
     for (prog, name) in [("postgres", "postgres"), ("initdb", "initdb")] {
         let p = cfg.bin(name);
         let ok = std::fs::metadata(&p)
@@ -166,59 +210,35 @@ pub async fn prepare(cfg: &PgServer, ctx: &TaskContext) -> Result<(), PgError> {
             });
         }
     }
-    let password = ctx.secrets.ensure(
-        &cfg.superuser_secret(),
-        &SecretKind::Random { bytes: 32 },
-        None,
-    )?;
+    Ok(())
+}
 
-    std::fs::create_dir_all(&cfg.socket_dir).map_err(io("cannot create", &cfg.socket_dir))?;
-    give_dir(&cfg.socket_dir, user.as_ref(), 0o755)?;
-    if let Some(u) = &user {
-        check_reachable(cfg, u, &cfg.socket_dir)?;
-        check_reachable(cfg, u, &cfg.data_dir)?;
-    }
-
-    // Any entry (a link included) means a cluster: checked, never followed.
-    if std::fs::symlink_metadata(cfg.data_dir.join("PG_VERSION")).is_ok() {
-        // An existing cluster is never modified here: only checked.
-        let data = data_version(cfg)?;
-        if let Some(bin) = super::bin_dir_major(&cfg.bin_dir) {
-            if data != bin {
-                return Err(PgError::VersionMismatch {
-                    unit: cfg.unit.clone(),
-                    path: cfg.data_dir.clone(),
-                    data,
-                    bin,
-                    bin_dir: cfg.bin_dir.clone(),
-                });
-            }
-        }
-        check_pid_file(cfg, ctx)?;
-        if let Some(u) = &user {
-            let md = std::fs::metadata(&cfg.data_dir).map_err(io("cannot stat", &cfg.data_dir))?;
-            if md.uid() != u.uid {
-                return Err(PgError::WrongOwner {
-                    unit: cfg.unit.clone(),
-                    path: cfg.data_dir.clone(),
-                    owner: md.uid(),
-                    user: u.name.clone(),
-                    uid: u.uid,
-                });
-            }
-        }
-        return Ok(());
-    }
-    if let Ok(mut rd) = std::fs::read_dir(&cfg.data_dir) {
-        if rd.next().is_some() {
-            return Err(PgError::Io {
-                what: "not a PostgreSQL data dir (no PG_VERSION) and not empty; move it away so initdb can create",
+/// An existing cluster: its version against the server's, the pid file, its owner (given
+/// to the new form's user when the other form ran it last); its files are not modified.
+async fn check_existing(
+    cfg: &PgServer,
+    ctx: &TaskContext,
+    user: Option<&UnitUser>,
+) -> Result<(), PgError> {
+    let data = data_version(cfg)?;
+    let from = super::switch::recorded_form(cfg);
+    super::switch::check_major(cfg, &from, &data).await?;
+    check_pid_file(cfg, ctx)?;
+    if let Some(u) = user {
+        let md = std::fs::metadata(&cfg.data_dir).map_err(io("cannot stat", &cfg.data_dir))?;
+        if md.uid() != u.uid && from != cfg.form() {
+            super::switch::give_tree(cfg, ctx, &from, u)?;
+        } else if md.uid() != u.uid {
+            return Err(PgError::WrongOwner {
+                unit: cfg.unit.clone(),
                 path: cfg.data_dir.clone(),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                owner: md.uid(),
+                user: u.name.clone(),
+                uid: u.uid,
             });
         }
     }
-    initdb(cfg, ctx, user.as_ref(), &password).await
+    super::switch::record(cfg)
 }
 
 /// initdb into a hidden sibling, then rename: an interrupted initdb never leaves a
@@ -245,7 +265,10 @@ async fn initdb(
 
     let pwdir = PwDir::create(cfg)?;
     let pwfile = pwdir.write(user, password)?;
-    let mut cmd = initdb_command(cfg, &tmp, &pwfile, user);
+    let mut cmd = match &cfg.container {
+        Some(c) => super::container::initdb_command(c, &tmp, &pwfile),
+        None => initdb_command(cfg, &tmp, &pwfile, user),
+    };
     ctx.log(format!(
         "initdb {} (superuser {SUPERUSER}, scram-sha-256)",
         cfg.data_dir.display()

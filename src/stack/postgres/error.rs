@@ -54,6 +54,14 @@ pub enum PgError {
         status: String,
         output: String,
     },
+    #[error("`podman run` of {image} for services.{unit} failed: {output} (is the image loaded? `prometheus-stack bundle import BUNDLE`, or `podman image ls`)")]
+    Podman {
+        unit: String,
+        image: String,
+        output: String,
+    },
+    #[error("{0}")]
+    SwitchVersion(Box<SwitchRefusal>),
     #[error("secret: {0}")]
     Secret(#[from] crate::secrets::SecretError),
     #[error(
@@ -102,5 +110,27 @@ pub fn extension_package(ext: &str, major: &str) -> String {
         }
         "pg_search" => "ParadeDB pg_search (a ParadeDB build of PostgreSQL)".into(),
         other => format!("the package providing the {other:?} extension for PostgreSQL {major}"),
+    }
+}
+
+/// A data dir of another major version than the form about to run it.
+#[derive(Debug)]
+pub struct SwitchRefusal {
+    pub unit: String,
+    pub path: PathBuf,
+    pub from: String,
+    pub to: &'static str,
+    pub data: String,
+    pub now: String,
+}
+
+impl std::fmt::Display for SwitchRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (unit, path, from, to) = (&self.unit, self.path.display(), &self.from, self.to);
+        write!(
+            f,
+            "data dir {path} was last run by the {from} form with PostgreSQL {}, but services.{unit} now runs PostgreSQL {} ({to}); a major version cannot be switched in place. Keep the data: set services.{unit}.runtime back to \"{from}\", start, run `prometheus-stack backup`, stop, move {path} away, set runtime = \"{to}\", start (a fresh initdb), then `prometheus-stack restore FILE`",
+            self.data, self.now
+        )
     }
 }

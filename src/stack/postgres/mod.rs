@@ -2,12 +2,18 @@
 //! health probe, a `NAME-init` oneshot that provisions one role + database per consumer,
 //! and the secrets behind them. Later presets get their connection URLs from here.
 
+mod bin_dir;
 mod client;
+mod container;
 mod datadir;
 mod error;
 mod provision;
+mod switch;
 
+use bin_dir::resolve_bin_dir;
+pub use bin_dir::{bin_dir_major, newest_bin_dir};
 pub use client::{error_text, open, probe};
+pub use container::{PgContainer, DEFAULT_IMAGE, DEFAULT_UID};
 pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
 pub use provision::{end_seed_createrole, init, rotate_role};
@@ -21,7 +27,7 @@ use crate::plan::{
 use crate::stack::{Expansion, PresetCtx};
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Port when `port` is not set (above 1024, away from a distribution cluster on 5432).
@@ -51,6 +57,9 @@ pub struct PgServer {
     pub data_dir: PathBuf,
     /// RUNTIME_DIR/NAME: the server's Unix socket folder.
     pub socket_dir: PathBuf,
+    /// `runtime = "podman"`: the image and the numeric user the server runs as in it;
+    /// None = native, from `bin_dir`.
+    pub container: Option<Box<PgContainer>>,
 }
 
 impl PgServer {
@@ -61,6 +70,21 @@ impl PgServer {
     /// `BIN/name`.
     pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
+    }
+    /// The program to run: `BIN/name` natively, `name` from the image's PATH in podman.
+    pub fn program(&self, name: &str) -> String {
+        match &self.container {
+            Some(_) => name.to_string(),
+            None => self.bin(name).display().to_string(),
+        }
+    }
+    /// Which form runs the server: "process" or "podman" (recorded beside the data dir).
+    pub fn form(&self) -> &'static str {
+        if self.container.is_some() {
+            "podman"
+        } else {
+            "process"
+        }
     }
 }
 
@@ -89,7 +113,7 @@ impl PgConfig {
     pub fn argv(&self) -> Vec<String> {
         let srv = &self.server;
         let mut argv = vec![
-            srv.bin("postgres").display().to_string(),
+            srv.program("postgres"),
             "-D".into(),
             srv.data_dir.display().to_string(),
             "-c".into(),
@@ -186,34 +210,6 @@ fn databases_of(section: &ServiceSection) -> Vec<String> {
         .unwrap_or_else(|| DEFAULT_DATABASES.iter().map(|s| s.to_string()).collect())
 }
 
-/// Newest `/usr/lib/postgresql/N/bin` holding a `postgres` binary.
-pub fn newest_bin_dir(root: &Path) -> Option<PathBuf> {
-    let mut best: Option<(u32, PathBuf)> = None;
-    for e in std::fs::read_dir(root).ok()?.flatten() {
-        let Ok(version) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let bin = e.path().join("bin");
-        if bin.join("postgres").is_file() && best.as_ref().is_none_or(|(v, _)| version > *v) {
-            best = Some((version, bin));
-        }
-    }
-    best.map(|(_, p)| p)
-}
-
-/// `/usr/lib/postgresql/N/bin` for the major version N recorded in `data_dir/PG_VERSION`.
-fn existing_major_bin_dir(data_dir: &Path) -> Option<PathBuf> {
-    let v = std::fs::read_to_string(data_dir.join("PG_VERSION")).ok()?;
-    let bin = Path::new(DEBIAN_PG_ROOT).join(v.trim()).join("bin");
-    bin.join("postgres").is_file().then_some(bin)
-}
-
-/// The major version of a Debian-layout bin dir (`…/postgresql/15/bin` → "15").
-pub fn bin_dir_major(bin_dir: &Path) -> Option<String> {
-    let v = bin_dir.parent()?.file_name()?.to_str()?;
-    (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit())).then(|| v.to_string())
-}
-
 /// A role/database/extension/setting name we can put in SQL and on the command line.
 fn valid_identifier(s: &str) -> bool {
     !s.is_empty()
@@ -230,27 +226,6 @@ fn setting_text(v: &toml::Value) -> Option<String> {
         toml::Value::Float(f) => Some(f.to_string()),
         toml::Value::Boolean(b) => Some(if *b { "on" } else { "off" }.into()),
         _ => None,
-    }
-}
-
-/// `bin_dir`: as set, else the major version of an existing cluster, else the newest
-/// installed one.
-fn resolve_bin_dir(ctx: &PresetCtx, issues: &mut Vec<Issue>) -> PathBuf {
-    match &ctx.section.bin_dir {
-        Some(p) if p.is_absolute() => p.clone(),
-        Some(p) => ctx.base_dir.join(p),
-        // An existing cluster keeps its major version when a newer one gets installed.
-        None => existing_major_bin_dir(&ctx.stack.data_dir.join(ctx.name))
-            .or_else(|| newest_bin_dir(Path::new(DEBIAN_PG_ROOT)))
-            .unwrap_or_else(|| {
-            issues.push(Issue::new(
-                format!("{}.bin_dir", ctx.key),
-                format!(
-                    "no PostgreSQL found under {DEBIAN_PG_ROOT}/*/bin: install the `postgresql` package or set bin_dir = \"/path/to/postgresql/bin\""
-                ),
-            ));
-            PathBuf::from(DEBIAN_PG_ROOT).join("bin")
-        }),
     }
 }
 
@@ -370,14 +345,20 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
     let s = ctx.section;
     let key = &ctx.key;
     let mut issues = Vec::new();
-    let bin_dir = resolve_bin_dir(ctx, &mut issues);
+    let container = container::resolve(ctx, &mut issues);
+    let bin_dir = match &container {
+        // Only printed (e.g. in the missing-extension error): the binaries are the image's.
+        Some(c) => PathBuf::from(format!("image {}", c.image)),
+        None => resolve_bin_dir(ctx, &mut issues),
+    };
     let extensions = resolve_extensions(s, key, &mut issues);
     let databases = resolve_databases(s, key, &mut issues);
     let settings = resolve_settings(s, key, &extensions, &mut issues);
-    let user = match &s.user {
-        Some(u) => Some(u.clone()),
-        None if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
-        None => None,
+    let user = match (&container, &s.user) {
+        (Some(c), _) => Some(c.uid.to_string()),
+        (None, Some(u)) => Some(u.clone()),
+        (None, None) if nix::unistd::geteuid().is_root() => Some(DEFAULT_USER.into()),
+        (None, None) => None,
     };
     // Logto's seed runs `create role logto_tenant_DB`: only that consumer needs CREATEROLE,
     // and only until its seed ran (`provision::wants_createrole`).
@@ -394,6 +375,7 @@ pub fn resolve(ctx: &PresetCtx) -> (PgConfig, Vec<Issue>) {
         user,
         data_dir: ctx.stack.data_dir.join(ctx.name),
         socket_dir: ctx.stack.runtime_dir.join(ctx.name),
+        container,
     };
     let cfg = PgConfig {
         server,
@@ -410,17 +392,14 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
     let mut e = Expansion::default();
     let (cfg, mut issues) = resolve(ctx);
     e.issues.append(&mut issues);
-    if crate::stack::common::uses_podman(ctx.cfg, ctx.section) {
-        e.issues.push(Issue::new(
-            format!("{}.runtime", ctx.key),
-            "the postgres preset runs PostgreSQL natively for now: set runtime = \"process\" and bin_dir",
-        ));
-    }
 
     let mut main = blank_unit(ctx.name, &ctx.key, "preset postgres");
     main.kind = UnitKind::Longrun;
     main.exec = Exec::Command(cfg.argv());
     main.user = cfg.server.user.clone();
+    if let Some(c) = &cfg.server.container {
+        container::apply(&mut main, &cfg.server, c);
+    }
     main.port = Some(cfg.server.port);
     // A database that stops on its own (pg_ctl stop, OOM) is always wanted back.
     main.restart = RestartPolicy::Always;
@@ -443,7 +422,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         &ctx.key,
         "preset postgres",
         ctx.name,
-        Exec::Task(TaskSpec::PostgresInit(cfg.clone())),
+        Exec::Task(TaskSpec::PostgresInit(Box::new(cfg.clone()))),
     );
 
     e.secrets.insert(

@@ -117,3 +117,37 @@ fn invalid_placeholder_domains_are_reported_and_real_ones_are_not() {
     assert_eq!(code, 0, "a real domain must pass:\n{out}");
     assert!(!out.contains("placeholder"), "{out}");
 }
+
+/// Issue 16: the shipped config runs every process unit from the bundle, PostgreSQL
+/// included, so an air-gapped install needs no package beyond podman.
+#[test]
+fn shipped_config_runs_every_unit_from_the_bundle() {
+    use prometheus_stack::plan::{Exec, Runtime};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/stack.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The placeholders are the operator's to fill in; the plan itself does not need them.
+    let text = text.replace("your-domain.invalid", "example.org");
+    let (cfg, src) = prometheus_stack::config::load_str("stack.toml", None, text).unwrap();
+    let plan = prometheus_stack::plan::build(
+        &cfg,
+        &src,
+        prometheus_stack::plan::BuildOptions { check_host: false },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for u in &plan.units {
+        if matches!(u.exec, Exec::Command(_)) {
+            assert!(
+                matches!(u.runtime, Runtime::Podman(_)),
+                "unit {} is not run from an image",
+                u.name
+            );
+        }
+    }
+    let images = prometheus_stack::bundle::needed_images(&plan);
+    assert!(
+        images
+            .iter()
+            .any(|(i, units)| i == "docker.io/pgvector/pgvector:pg17" && units == &["postgres"]),
+        "{images:?}"
+    );
+}

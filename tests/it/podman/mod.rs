@@ -1,3 +1,4 @@
 mod daemon;
+mod postgres;
 mod runtime;
 mod usage;

@@ -129,10 +129,57 @@ fn bad_keys_are_reported_with_their_lines() {
         "services.postgres.settings.port: set services.postgres.port instead",
         "services.postgres.settings.unix_socket_directories",
         "services.postgres.settings.x: give a string, number or boolean",
-        "services.postgres.runtime: the postgres preset runs PostgreSQL natively",
+        "services.postgres.bin_dir: the podman form runs the image's PostgreSQL",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
+}
+
+#[test]
+fn podman_form_runs_the_image_as_its_uid_with_host_paths() {
+    let p = plan(
+        "[stack]\ndata_dir = \"/srv/ps\"\nruntime_dir = \"/run/ps\"\n\
+         [services.postgres]\npreset = \"postgres\"\nruntime = \"podman\"\n",
+    )
+    .unwrap();
+    let u = p.unit("postgres").unwrap();
+    let prometheus_stack::plan::Runtime::Podman(spec) = &u.runtime else {
+        panic!("not a container: {:?}", u.runtime)
+    };
+    assert_eq!(spec.image, "docker.io/pgvector/pgvector:pg17");
+    assert_eq!(
+        spec.volumes,
+        [
+            "/srv/ps/postgres:/srv/ps/postgres",
+            "/run/ps/postgres:/run/ps/postgres"
+        ]
+    );
+    assert!(spec.init);
+    assert_eq!(spec.caps, prometheus_stack::plan::Capabilities::none());
+    assert_eq!(u.user.as_deref(), Some("999"));
+    assert_eq!(u.group.as_deref(), Some("999"));
+    assert_eq!(argv(&p)[..3], ["postgres", "-D", "/srv/ps/postgres"]);
+    assert!(argv(&p).contains(&"listen_addresses=127.0.0.1".to_string()));
+    assert_eq!(u.stop_signal, nix::sys::signal::Signal::SIGINT);
+    assert!(matches!(u.health.as_ref().unwrap().probe, Probe::Task(_)));
+    let env = serde_json::to_string(&u.env).unwrap();
+    assert!(env.contains("/srv/ps/postgres"), "PGDATA: {env}");
+
+    // Another image and its uid; a user name is refused (it need not exist on the host).
+    let p = plan(
+        "[services.postgres]\npreset = \"postgres\"\nruntime = \"podman\"\n\
+         image = \"localhost/pg:16\"\nuser = \"70\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.unit("postgres").unwrap().user.as_deref(), Some("70"));
+    let e = plan(
+        "[services.postgres]\npreset = \"postgres\"\nruntime = \"podman\"\nuser = \"postgres\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("services.postgres.user") && e.contains("as a number"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod image;
 
 use prometheus_stack::plan::{Exec, Plan, TaskContext};
 use prometheus_stack::secrets::SecretStore;
