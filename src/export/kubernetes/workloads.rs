@@ -33,11 +33,11 @@ pub fn workloads(ctx: &Ctx) -> Result<Vec<Value>, ExportError> {
 /// The pod's main container and the claims it mounts.
 fn main_container(ctx: &Ctx, u: &Unit) -> Result<(Value, Vec<Value>), ExportError> {
     if let Some(TaskSpec::PostgresInitDb(pg)) = &u.prepare {
-        return Ok(postgres_container(
-            ctx,
-            u,
-            &pg.bin_dir.display().to_string(),
-        ));
+        let image = match &pg.container {
+            Some(c) => c.image.clone(),
+            None => pgvector_image(&pg.bin_dir.display().to_string()),
+        };
+        return Ok(postgres_container(ctx, u, image));
     }
     let mut c = podman_container(ctx, u)?;
     let mut claims = Vec::new();
@@ -118,13 +118,18 @@ pub fn security_context(caps: &Capabilities) -> Value {
     }
 }
 
-/// PostgreSQL from the pgvector image of the host's major version, with the plan's
-/// server settings; the superuser password is the store's.
-fn postgres_container(ctx: &Ctx, u: &Unit, bin_dir: &str) -> (Value, Vec<Value>) {
+/// The pgvector image of a native server's major version (from its bin_dir).
+fn pgvector_image(bin_dir: &str) -> String {
     let major = bin_dir
         .split('/')
         .find_map(|s| s.parse::<u32>().ok())
         .unwrap_or(17);
+    format!("docker.io/pgvector/pgvector:pg{major}")
+}
+
+/// PostgreSQL from `image` (the unit's own in the podman form), with the plan's server
+/// settings; the superuser password is the store's.
+fn postgres_container(ctx: &Ctx, u: &Unit, image: String) -> (Value, Vec<Value>) {
     let mut args = vec!["postgres".to_string()];
     if let Exec::Command(argv) = &u.exec {
         let mut it = argv.iter().skip(1);
@@ -143,7 +148,7 @@ fn postgres_container(ctx: &Ctx, u: &Unit, bin_dir: &str) -> (Value, Vec<Value>)
     let su = crate::stack::postgres::superuser_secret(&u.name);
     let mut c = json!({
         "name": u.name,
-        "image": format!("docker.io/pgvector/pgvector:pg{major}"),
+        "image": image,
         "args": args,
         "env": [
             {"name": "POSTGRES_PASSWORD", "valueFrom": secret_ref(ctx, &su)},

@@ -7,17 +7,12 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// packaging/stack.toml with PostgreSQL 17's bin_dir pinned (the default is the newest
-/// on the host, which would make the exported image host-dependent) and `data_dir` in
-/// `dir`; returns the config's path.
+/// packaging/stack.toml with `data_dir` in `dir` (PostgreSQL runs from its image there,
+/// so the export does not depend on the host's PostgreSQL); returns the config's path.
 pub fn config(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("packaging/stack.toml")).unwrap();
-    assert!(
-        text.contains("# bin_dir = "),
-        "packaging/stack.toml changed its bin_dir comment"
-    );
-    let text = text.replace("# bin_dir = ", "bin_dir = ").replace(
+    let text = text.replace(
         "data_dir = \"/var/lib/prometheus-stack\"",
         &format!("data_dir = \"{}\"", dir.join("data").display()),
     );
