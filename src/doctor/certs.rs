@@ -35,27 +35,15 @@ pub fn check_certs(plan: &Plan, now: SystemTime) -> Vec<Finding> {
 
 /// One certificate file for `host`; `fix` says how this installation gets a new one.
 pub fn check_cert_file(host: &str, path: &Path, now: SystemTime, fix: &str) -> Vec<Finding> {
-    let err = |m: String| vec![Finding::error("certs", m, fix)];
-    let pem = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            return err(format!(
-                "certificate {} for {host} cannot be read: {e}",
-                path.display()
-            ))
-        }
-    };
-    let der = match rustls_pemfile::certs(&mut pem.as_slice()).next() {
-        Some(Ok(d)) => d,
-        _ => return err(format!("{} holds no PEM certificate", path.display())),
+    let der = match read_der(host, path) {
+        Ok(d) => d,
+        Err(m) => return vec![Finding::error("certs", m, fix)],
     };
     let cert = match x509_parser::parse_x509_certificate(&der) {
         Ok((_, c)) => c,
         Err(e) => {
-            return err(format!(
-                "certificate {} does not parse: {e}",
-                path.display()
-            ))
+            let m = format!("certificate {} does not parse: {e}", path.display());
+            return vec![Finding::error("certs", m, fix)];
         }
     };
     let names = cert_names(&cert);
@@ -114,6 +102,21 @@ pub fn check_cert_file(host: &str, path: &Path, now: SystemTime, fix: &str) -> V
         ));
     }
     out
+}
+
+/// The first certificate of a PEM file, as DER.
+fn read_der(host: &str, path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "certificate {} for {host} cannot be read: {e}",
+            path.display()
+        )
+    })?;
+    let first = rustls_pemfile::certs(&mut pem.as_slice()).next();
+    match first {
+        Some(Ok(d)) => Ok(d.to_vec()),
+        _ => Err(format!("{} holds no PEM certificate", path.display())),
+    }
 }
 
 /// DNS names of the subjectAltName, else the subject's CN.

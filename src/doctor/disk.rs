@@ -43,9 +43,9 @@ pub fn check_disk(plan: &Plan, limits: &DiskLimits) -> Vec<Finding> {
             continue;
         }
         seen_fs.push(st.filesystem_id());
-        let frag = st.fragment_size() as u64;
-        let free = st.blocks_available() as u64 * frag;
-        let total = st.blocks() as u64 * frag;
+        let frag = st.fragment_size();
+        let free = st.blocks_available() * frag;
+        let total = st.blocks() * frag;
         let pct = if total == 0 {
             100.0
         } else {

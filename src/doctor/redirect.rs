@@ -32,43 +32,9 @@ async fn one(
         "`prometheus-stack restart {unit}` writes it again (see `prometheus-stack logs {unit}`)"
     );
     let err = |m: String, fix: String| vec![Finding::error("redirect", m, fix)];
-    let url = match spec.db_url.resolve(secrets) {
-        Ok(u) => u,
-        Err(e) => {
-            return err(
-                format!("cannot read Logto's database URL: {e}"),
-                "run doctor as root (the secrets store is readable by root only)".into(),
-            )
-        }
-    };
-    let connect = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_postgres::connect(&url, tokio_postgres::NoTls),
-    );
-    let db = match connect.await {
-        Ok(Ok((db, conn))) => {
-            tokio::spawn(conn);
-            db
-        }
-        Ok(Err(e)) => {
-            return err(
-                format!(
-                    "cannot connect to Logto's database (env DB_URL of unit {}): {}",
-                    spec.logto,
-                    crate::stack::postgres::error_text(&e)
-                ),
-                "make the postgres unit healthy first (`prometheus-stack status`)".into(),
-            )
-        }
-        Err(_) => {
-            return err(
-                format!(
-                    "Logto's database (env DB_URL of unit {}) does not answer within 10 s",
-                    spec.logto
-                ),
-                "make the postgres unit healthy first (`prometheus-stack status`)".into(),
-            )
-        }
+    let db = match connect(spec, secrets).await {
+        Ok(db) => db,
+        Err(f) => return vec![f],
     };
     let row = db
         .query_opt(
@@ -107,4 +73,44 @@ async fn one(
         format!("Logto's application {LOBECHAT_CLIENT_ID:?} stores redirect URIs {stored:?}, but LobeChat's callback is {want}"),
         rerun,
     )
+}
+
+/// Logto's database as its unit reaches it (DB_URL with the password from the store).
+async fn connect(
+    spec: &ProvisionSpec,
+    secrets: &SecretStore,
+) -> Result<tokio_postgres::Client, Finding> {
+    let err = |m: String, fix: &str| Finding::error("redirect", m, fix);
+    let healthy_first = "make the postgres unit healthy first (`prometheus-stack status`)";
+    let url = spec.db_url.resolve(secrets).map_err(|e| {
+        err(
+            format!("cannot read Logto's database URL: {e}"),
+            "run doctor as root (the secrets store is readable by root only)",
+        )
+    })?;
+    let connect = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_postgres::connect(&url, tokio_postgres::NoTls),
+    );
+    match connect.await {
+        Ok(Ok((db, conn))) => {
+            tokio::spawn(conn);
+            Ok(db)
+        }
+        Ok(Err(e)) => Err(err(
+            format!(
+                "cannot connect to Logto's database (env DB_URL of unit {}): {}",
+                spec.logto,
+                crate::stack::postgres::error_text(&e)
+            ),
+            healthy_first,
+        )),
+        Err(_) => Err(err(
+            format!(
+                "Logto's database (env DB_URL of unit {}) does not answer within 10 s",
+                spec.logto
+            ),
+            healthy_first,
+        )),
+    }
 }
