@@ -60,15 +60,12 @@ pub fn check_units(status: &Value, now: f64) -> Vec<Finding> {
 fn unit_state(u: &Value, name: &str) -> Option<Finding> {
     let state = u["state"].as_str().unwrap_or("?");
     let oneshot = u["kind"] == "oneshot";
-    let why = [u["reason"].as_str(), u["last_exit"].as_str()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("; ");
-    let why = if why.is_empty() {
-        String::new()
-    } else {
-        format!(" ({why})")
+    // The reason usually quotes the last exit already ("exit 3 (restart = never)").
+    let why = match (u["reason"].as_str(), u["last_exit"].as_str()) {
+        (Some(r), Some(e)) if !r.contains(e) => format!(" ({r}; {e})"),
+        (Some(r), _) => format!(" ({r})"),
+        (None, Some(e)) => format!(" ({e})"),
+        (None, None) => String::new(),
     };
     let logs = format!(
         "read `prometheus-stack logs {name}`, fix the cause, then `prometheus-stack start {name}`"
