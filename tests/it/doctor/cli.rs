@@ -24,6 +24,11 @@ health = {{ tcp = "127.0.0.1:{port}", interval = "200ms" }}
 [services.broken]
 command = ["sh", "-c", "echo giving up; exit 3"]
 restart = "never"
+[services.flaky]
+command = ["sh", "-c", "test -f flaky.ran || {{ touch flaky.ran; exit 1; }}; exec sleep 1000"]
+workdir = "{d}"
+restart = "always"
+backoff = {{ initial = "100ms" }}
 "#,
             d = dir.display()
         ),
@@ -98,6 +103,14 @@ fn a_failed_unit_is_a_problem_and_the_units_own_port_is_not() {
         .start();
     d.wait_state("web", "healthy", Duration::from_secs(20));
     d.wait_state("broken", "failed", Duration::from_secs(20));
+    d.wait_until(
+        "flaky restarted and running",
+        Duration::from_secs(20),
+        |s| {
+            let u = crate::support::status_unit(s, "flaky").unwrap_or_default();
+            u["restarts"] == 1 && u["state"] == "running"
+        },
+    );
     let (code, v) = doctor(&cfg);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(of(&v, "daemon"), Vec::<serde_json::Value>::new());
@@ -107,7 +120,7 @@ fn a_failed_unit_is_a_problem_and_the_units_own_port_is_not() {
         "web's port is held by the daemon's child: {v:#}"
     );
     let units = of(&v, "units");
-    assert_eq!(units.len(), 1, "{v:#}");
+    assert_eq!(units.len(), 2, "{v:#}");
     assert_eq!(units[0]["severity"], "error");
     assert_eq!(
         units[0]["message"],
