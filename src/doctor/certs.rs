@@ -91,10 +91,11 @@ pub fn check_cert_file(host: &str, path: &Path, now: SystemTime, fix: &str) -> V
         ));
     } else if end.duration_since(now).unwrap_or_default() < WARN_BEFORE {
         let days = end.duration_since(now).unwrap_or_default().as_secs() / 86400;
+        let s = if days == 1 { "" } else { "s" };
         out.push(Finding::warning(
             "certs",
             format!(
-                "certificate {} for {host} expires in {days} days ({})",
+                "certificate {} for {host} expires in {days} day{s} ({})",
                 path.display(),
                 day(&validity.not_after)
             ),
