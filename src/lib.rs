@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod error_chain;
 pub mod export;
 pub mod gpu;

@@ -4,6 +4,7 @@
 mod bundle;
 mod ca;
 mod check;
+mod doctor;
 mod export;
 pub mod gpu;
 mod man;
@@ -38,7 +39,7 @@ stops them cleanly, and answers a control socket.
 Config: --config FILE, else /etc/prometheus-stack/stack.toml, else an embedded default \
 for local use (data in ./prometheus-stack-data, ports above 1024).
 
-Not built yet: the backup, restore and doctor commands; a dedicated S3 access key for \
+Not built yet: the backup and restore commands; a dedicated S3 access key for \
 LobeChat (it uses the object store's root key, and `status` says so); Logto's admin account (the console's \
 first visitor creates it) and keeping Logto's ports 3001/3002 off the network (firewall \
 them).";
@@ -50,6 +51,12 @@ pub enum Command {
     Run,
     /// Validate the config; exit 1 listing every problem with its key and line
     Check,
+    /// Check the running installation end to end: one line per problem with its fix (exit 1 on problems)
+    Doctor {
+        /// JSON instead of lines
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the resolved plan (secrets shown as ${secret:NAME})
     ShowConfig {
         /// JSON instead of the readable summary
@@ -159,6 +166,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => check::check(&ctx),
+        Command::Doctor { json } => doctor::doctor(&ctx, json),
         Command::Bundle { action } => bundle::bundle(&ctx, action),
         Command::Run => run::run(&ctx),
         Command::Status { json } => units::status(&ctx, json),

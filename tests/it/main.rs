@@ -1,6 +1,6 @@
 //! The integration tests: one binary, so the crate is linked once (issue 13 point 8).
 //!
-//! One module per area (`core`, `postgres`, `objects`, `logto`, `lobechat`, `proxy`, `export`,
+//! One module per area (`core`, `doctor`, `postgres`, `objects`, `logto`, `lobechat`, `proxy`, `export`,
 //! `podman`, `gpu`, `bundle`, `package`, `security`), one file per topic; shared helpers in `support`
 //! (the daemon under test: `support::daemon::TestDaemon`; HTTP: `support::http`).
 //! Run one area or topic with a filter: `cargo test --test it core::lifecycle`.
@@ -12,6 +12,7 @@ mod support;
 
 mod bundle;
 mod core;
+mod doctor;
 mod export;
 mod gpu;
 mod lobechat;
