@@ -116,6 +116,8 @@ pub enum SecretsCmd {
     List,
     /// Replace a secret everywhere it is used and restart its consumers
     Rotate { name: String },
+    /// Print one secret's value (e.g. logto-admin-password); reads the store, so root only
+    Show { name: String },
 }
 
 /// `bundle …`

@@ -17,6 +17,7 @@
 //! the first visitor creates the admin account. LobeChat users sign up on
 //! `https://auth.DOMAIN` through LobeChat's "Sign in" (Logto's default sign-in experience).
 
+pub mod admin;
 mod env;
 pub mod origins;
 pub mod peers;
@@ -305,13 +306,27 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 owner: None,
                 consumers: vec![lc_name.to_string()],
                 // Rotation = provisioning again: it writes the new value into Logto.
-                rotate: Some(provision_task),
+                rotate: Some(provision_task.clone()),
                 description: format!(
                     "client secret of LobeChat's OIDC application {LOBECHAT_CLIENT_ID:?} in Logto"
                 ),
             },
         );
     }
+    e.secrets.insert(
+        admin::ADMIN_PASSWORD_SECRET.into(),
+        SecretSpec {
+            kind: admin::password_kind(),
+            owner: None,
+            // Logto reads the hash at each sign-in: nothing to restart.
+            consumers: Vec::new(),
+            rotate: Some(provision_task.clone()),
+            description: format!(
+                "password of Logto's admin-console account {:?} (`secrets show`)",
+                admin::ADMIN_USERNAME
+            ),
+        },
+    );
     e.routes = routes(ctx.name, &o);
     e.units.push(seed_unit);
     e.units.push(provision);
