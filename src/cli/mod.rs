@@ -38,9 +38,10 @@ for local use (data in ./prometheus-stack-data, ports above 1024).
 
 Not built yet: the backup, restore and doctor commands; a dedicated S3 access key for \
 LobeChat (it uses the object store's root key, and `status` says so); the postgres \
-preset in a podman container (it runs natively); Logto's admin account (the console's \
-first visitor creates it) and keeping Logto's ports 3001/3002 off the network (firewall \
-them).";
+preset in a podman container (it runs natively).
+
+Logto's console account is `admin`, made at provisioning; its password: `secrets show \
+logto-admin-password` (root). Logto's ports 3001/3002 listen on 127.0.0.1 only.";
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]

@@ -29,7 +29,8 @@ c.need('NODE_ENV', (v) => (v === 'production' ? null : 'must be production'));
 if (path.basename(process.cwd()) !== 'core') c.fail(`cwd ${process.cwd()} is not packages/core`);
 c.verdict(who);
 
-c.serve(who, '127.0.0.1', port, (req, res) => {
+// Like Logto's `app.listen(port)`: no host, every interface (the preset's preload decides).
+c.serve(who, null, port, (req, res) => {
   if (req.url === '/api/status') {
     res.writeHead(204);
     return res.end();
@@ -37,7 +38,7 @@ c.serve(who, '127.0.0.1', port, (req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end(`logto standin at ${endpoint}\n`);
 });
-c.serve(`${who} (admin)`, '127.0.0.1', adminPort, (req, res) => {
+c.serve(`${who} (admin)`, null, adminPort, (req, res) => {
   res.writeHead(302, { location: '/console' });
   res.end();
 });

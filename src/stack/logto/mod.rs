@@ -7,18 +7,20 @@
 //! `https://auth.DOMAIN` origin, `ADMIN_ENDPOINT` a different origin, `TRUST_PROXY_HEADER=1`.
 //!
 //! Logto has no listen-address setting: it binds PORT and ADMIN_PORT on every interface
-//! (packages/core/src/app/init.ts), natively and with podman's host network alike. Only
-//! the proxy should reach them: firewall both ports (or run Logto in a network namespace).
+//! (packages/core/src/app/init.ts), natively and with podman's host network alike; the
+//! `loopback` preload keeps both on 127.0.0.1 (see there why), so only the proxy reaches them.
 //!
-//! What remains for the operator after `run`: the first Logto admin account. The console
-//! is not public by default: open it through a tunnel (`ssh -L 3002:localhost:3002 HOST`,
-//! then `http://localhost:3002/console`), or set `admin_host = "console.DOMAIN"` (with a
-//! `[[proxy.site]]` for it under `tls = "files"`) and open `https://console.DOMAIN/console`;
-//! the first visitor creates the admin account. LobeChat users sign up on
-//! `https://auth.DOMAIN` through LobeChat's "Sign in" (Logto's default sign-in experience).
+//! The console's account is made by provisioning (`admin`): user `admin`, password in
+//! `prometheus-stack secrets show logto-admin-password`; sign-up on the console is closed.
+//! The console is not public by default: open it through a tunnel (`ssh -L
+//! 3002:localhost:3002 HOST`, then `http://localhost:3002/console`), or set `admin_host =
+//! "console.DOMAIN"` (with a `[[proxy.site]]` for it under `tls = "files"`) and open
+//! `https://console.DOMAIN/console`. LobeChat users sign up on `https://auth.DOMAIN`
+//! through LobeChat's "Sign in" (Logto's default sign-in experience).
 
 pub mod admin;
 mod env;
+pub mod loopback;
 pub mod origins;
 pub mod peers;
 pub mod provision;
@@ -277,6 +279,12 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         return e;
     };
     e.issues.extend(tenant_db::check_section(s, key));
+    if s.env.contains_key("NODE_OPTIONS") {
+        e.issues.push(Issue::new(
+            format!("{key}.env.NODE_OPTIONS"),
+            "set by the logto preset (its preload keeps Logto's ports 3001/3002 on 127.0.0.1); remove it",
+        ));
+    }
     let podman = uses_podman(ctx.cfg, s);
     let release_dir = match release_dir(ctx, podman) {
         Ok(d) => d,
