@@ -42,7 +42,20 @@ pub fn node_options() -> String {
 
 /// The env value for the logto server unit.
 pub fn env_value() -> EnvValue {
-    EnvValue::text(&node_options())
+    EnvValue::text(node_options())
+}
+
+/// An operator's `env.NODE_OPTIONS` would replace the preload: refused, naming the key.
+pub fn check_section(
+    section: &crate::config::model::ServiceSection,
+    key: &str,
+) -> Option<crate::config::Issue> {
+    section.env.contains_key("NODE_OPTIONS").then(|| {
+        crate::config::Issue::new(
+            format!("{key}.env.NODE_OPTIONS"),
+            "set by the logto preset (its preload keeps Logto's ports 3001/3002 on 127.0.0.1); remove it",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -279,12 +279,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         return e;
     };
     e.issues.extend(tenant_db::check_section(s, key));
-    if s.env.contains_key("NODE_OPTIONS") {
-        e.issues.push(Issue::new(
-            format!("{key}.env.NODE_OPTIONS"),
-            "set by the logto preset (its preload keeps Logto's ports 3001/3002 on 127.0.0.1); remove it",
-        ));
-    }
+    e.issues.extend(loopback::check_section(s, key));
     let podman = uses_podman(ctx.cfg, s);
     let release_dir = match release_dir(ctx, podman) {
         Ok(d) => d,
