@@ -28,6 +28,8 @@ const adminPort = c.need('ADMIN_PORT', (v) => (/^\d+$/.test(v) ? null : 'not a p
 c.need('NODE_ENV', (v) => (v === 'production' ? null : 'must be production'));
 if (path.basename(process.cwd()) !== 'core') c.fail(`cwd ${process.cwd()} is not packages/core`);
 c.verdict(who);
+// Who it runs as (podman: the preset's non-root default --user).
+console.log(`${who}: uid ${process.getuid()} gid ${process.getgid()}`);
 
 // Like Logto's `app.listen(port)`: no host, every interface (the preset's preload decides).
 c.serve(who, null, port, (req, res) => {

@@ -42,6 +42,8 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u16 = 3001;
 /// Logto's admin console port.
 pub const DEFAULT_ADMIN_PORT: u16 = 3002;
+/// `--user` of Logto's containers when the unit sets none: `node`, group root.
+pub const LOGTO_IMAGE_USER: (u32, u32) = (1000, 0);
 /// Client id of LobeChat's application in Logto: fixed, so a lost secrets folder can
 /// never make provisioning create a second application.
 pub const LOBECHAT_CLIENT_ID: &str = "prometheus-lobechat";
@@ -78,8 +80,11 @@ pub(crate) fn podman_helper(image: &str) -> Runtime {
         volumes: Vec::new(),
         init: true,
         gpu_devices: false,
-        // A node app on ports above 1024 that writes only files its (root) user owns.
+        // A node app on ports above 1024: no capability.
         caps: Capabilities::none(),
+        // Not root: the image's `node` user (uid 1000 in node:22-alpine) with group 0, the
+        // group its Dockerfile makes packages/cli/alteration-scripts writable for.
+        image_user: Some(LOGTO_IMAGE_USER),
     })
 }
 
