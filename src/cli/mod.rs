@@ -40,9 +40,11 @@ Config: --config FILE, else /etc/prometheus-stack/stack.toml, else an embedded d
 for local use (data in ./prometheus-stack-data, ports above 1024).
 
 Not built yet: the backup and restore commands; a dedicated S3 access key for \
-LobeChat (it uses the object store's root key, and `status` says so); Logto's admin account (the console's \
-first visitor creates it) and keeping Logto's ports 3001/3002 off the network (firewall \
-them).";
+LobeChat (it uses the object store's root key, and `status` says so); a non-root default \
+user for native units other than postgres (set `user = \"prometheus-stack\"`).
+
+Logto's console account is `admin`, made at provisioning; its password: `secrets show \
+logto-admin-password` (root). Logto's ports 3001/3002 listen on 127.0.0.1 only.";
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
@@ -134,6 +136,8 @@ pub enum SecretsCmd {
     List,
     /// Replace a secret everywhere it is used and restart its consumers
     Rotate { name: String },
+    /// Print one secret's value (e.g. logto-admin-password); reads the store, so root only
+    Show { name: String },
 }
 
 /// `bundle …`

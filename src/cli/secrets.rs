@@ -1,4 +1,5 @@
-//! `secrets list` (names and ages, never values) and `secrets rotate NAME`.
+//! `secrets list` (names and ages, never values), `secrets rotate NAME`, and
+//! `secrets show NAME` (one value, read from the root-only store; never over the socket).
 
 use super::{Ctx, SecretsCmd};
 use crate::control::{Client, ClientError};
@@ -14,6 +15,9 @@ pub fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let plan = ctx.plan(BuildOptions { check_host: false });
+    if let SecretsCmd::Show { name } = &cmd {
+        return show(plan.map_err(|e| anyhow::anyhow!("{e}"))?, name);
+    }
     let socket = match (&ctx.socket, &plan) {
         (Some(s), _) => s.clone(),
         (None, Ok(p)) => p.control.socket.clone(),
@@ -61,7 +65,28 @@ pub fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        SecretsCmd::Show { .. } => unreachable!("answered above"),
     }
+}
+
+/// Prints the value of a plan secret. The store's files are 0600 and owned by the
+/// daemon's user: the file permissions are what keeps this to root.
+fn show(plan: crate::plan::Plan, name: &str) -> anyhow::Result<ExitCode> {
+    if !plan.secrets.contains_key(name) {
+        let known: Vec<_> = plan.secrets.keys().cloned().collect();
+        anyhow::bail!(
+            "no secret {name:?} in the plan; known: {}",
+            known.join(", ")
+        );
+    }
+    let store = crate::secrets::SecretStore::new(&plan.stack.data_dir);
+    let value = store.read(name).with_context(|| {
+        format!(
+            "reading secret {name:?} (run as root; the daemon creates it when the unit using it first starts)"
+        )
+    })?;
+    println!("{value}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// "3d 4h", "12m", "40s".

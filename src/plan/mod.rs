@@ -162,6 +162,8 @@ pub struct PodmanSpec {
     pub gpu_devices: bool,
     /// The Linux capabilities the container keeps.
     pub caps: Capabilities,
+    /// `--user UID:GID` when the unit sets no `user`: a non-root id the image works with.
+    pub image_user: Option<(u32, u32)>,
 }
 
 /// Which capabilities a container keeps (`no-new-privileges` is set for every container).

@@ -233,6 +233,11 @@ fn apply_podman(
                 init: svc.init.unwrap_or(true),
                 gpu_devices,
                 caps,
+                // The preset's non-root default for its image stays (the unit's `user` wins).
+                image_user: match prev {
+                    Runtime::Podman(p) => p.image_user,
+                    Runtime::Process => None,
+                },
             });
         }
         (None, Runtime::Podman(p)) => {

@@ -389,11 +389,13 @@ def reload_works(b):
 
 
 def lobechat_listens_on_loopback_only():
-    """HOSTNAME=localhost must still mean loopback only (the proxy is the way in)."""
-    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % P["lobechat"]], capture_output=True,
-                         text=True, check=True).stdout
-    addrs = {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
-    assert addrs == {"127.0.0.1"}, "LobeChat listens on %s, not only 127.0.0.1" % addrs
+    """HOSTNAME=localhost must still mean loopback only (the proxy is the way in); the
+    real Logto's two ports too (the preset's NODE_OPTIONS preload, security point 2b)."""
+    for what in ("lobechat", "logto", "logto_admin"):
+        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % P[what]], capture_output=True,
+                             text=True, check=True).stdout
+        addrs = {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+        assert addrs == {"127.0.0.1"}, "%s listens on %s, not only 127.0.0.1" % (what, addrs)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ export PSTEST_DEPS="${PSTEST_DEPS:-/opt/prometheus-stack-test}"
 t0=$SECONDS
 tests/real/build.sh
 cargo build --quiet
+# The admin-console account on the real Logto schema (real `logto db seed`, Logto's own
+# argon2 verifier): security issue 14, point 2a.
+cargo test --quiet --test it logto::admin_real -- --test-threads=1
 # Debian's python: python3-selenium is a Debian package.
 /usr/bin/python3 tests/real/browser_test.py --artifacts "${PSTEST_ARTIFACTS:-target/real-artifacts}"
 echo "[real] tier done in $((SECONDS - t0)) s"

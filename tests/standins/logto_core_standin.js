@@ -28,8 +28,11 @@ const adminPort = c.need('ADMIN_PORT', (v) => (/^\d+$/.test(v) ? null : 'not a p
 c.need('NODE_ENV', (v) => (v === 'production' ? null : 'must be production'));
 if (path.basename(process.cwd()) !== 'core') c.fail(`cwd ${process.cwd()} is not packages/core`);
 c.verdict(who);
+// Who it runs as (podman: the preset's non-root default --user).
+console.log(`${who}: uid ${process.getuid()} gid ${process.getgid()}`);
 
-c.serve(who, '127.0.0.1', port, (req, res) => {
+// Like Logto's `app.listen(port)`: no host, every interface (the preset's preload decides).
+c.serve(who, null, port, (req, res) => {
   if (req.url === '/api/status') {
     res.writeHead(204);
     return res.end();
@@ -37,7 +40,7 @@ c.serve(who, '127.0.0.1', port, (req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end(`logto standin at ${endpoint}\n`);
 });
-c.serve(`${who} (admin)`, '127.0.0.1', adminPort, (req, res) => {
+c.serve(`${who} (admin)`, null, adminPort, (req, res) => {
   res.writeHead(302, { location: '/console' });
   res.end();
 });

@@ -55,7 +55,10 @@ function verdict(who) {
 }
 function serve(who, host, port, handler) {
   const srv = http.createServer(handler);
-  srv.listen(Number(port), host, () => console.log(`${who}: listening on ${host}:${port}`));
+  const said = () => console.log(`${who}: listening on ${JSON.stringify(srv.address())}`);
+  // host null: `listen(port)` as Koa calls it (no host: every interface, unless preloaded).
+  if (host === null) srv.listen(Number(port), said);
+  else srv.listen(Number(port), host, said);
   process.on('SIGTERM', () => {
     console.log(`${who}: SIGTERM, stopping`);
     srv.close();

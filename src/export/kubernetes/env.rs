@@ -8,6 +8,7 @@
 use super::objects::Ctx;
 use super::{listen_rewrite, ExportError};
 use crate::plan::{EnvPart, EnvValue, Unit};
+use crate::stack::logto::loopback;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -43,6 +44,11 @@ pub fn container_env(ctx: &Ctx, unit: &Unit) -> Result<Vec<Value>, ExportError> 
     let mut embedded = BTreeSet::new();
     let mut plain = Vec::new();
     for (key, value) in &unit.env {
+        // Logto's loopback-only preload would hide it from its Service; in a cluster the
+        // NetworkPolicies keep its admin port closed instead.
+        if key == "NODE_OPTIONS" && value.as_text() == Some(loopback::node_options()) {
+            continue;
+        }
         plain.push(entry(ctx, &unit.name, key, value, &mut embedded));
     }
     let mut out: Vec<Value> = embedded

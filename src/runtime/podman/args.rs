@@ -136,6 +136,7 @@ mod tests {
             volumes: vec!["/d/volumes/data:/data".into()],
             init: true,
             gpu_devices: true,
+            image_user: None,
             caps: Capabilities::Only(vec!["CHOWN".into()]),
         };
         u.runtime = Runtime::Podman(spec.clone());
@@ -183,6 +184,7 @@ mod tests {
             volumes: vec![],
             init: false,
             gpu_devices: false,
+            image_user: None,
             caps: Capabilities::PodmanDefault,
         };
         let st = stack();

@@ -42,7 +42,13 @@ impl PodmanChild {
     ) -> Result<Self, PodmanError> {
         let stack = &plan.stack;
         let spec = podman_spec(plan, unit)?;
-        let user = resolve_user(unit)?;
+        // The unit's `user`, else the preset's non-root id for its image; rootless
+        // podman (a non-root daemon) already runs the container as the daemon's user.
+        let user = match resolve_user(unit)? {
+            Some(u) => Some(u),
+            None if nix::unistd::geteuid().is_root() => spec.image_user,
+            None => None,
+        };
         prepare_volumes(plan, unit, spec, user)?;
         let staged = stage_env(plan, unit, env_vars).await?;
         let pidfile = staged.dir.join(format!("{}.pid", unit.name));

@@ -143,6 +143,7 @@ fn podman_server(u: &mut Unit, s: &ServiceSection, ca_bundle: Option<&std::path:
         gpu_devices: false,
         // A node app run as the image's user `nextjs`, on a port above 1024.
         caps: Capabilities::none(),
+        image_user: None,
     });
 }
 

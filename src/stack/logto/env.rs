@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// `DB_URL`, `ENDPOINT` (the public `https://auth.DOMAIN` origin), `ADMIN_ENDPOINT` (the
 /// console's own origin), the ports, and `TRUST_PROXY_HEADER=1` because our proxy
-/// terminates TLS in front of it.
+/// terminates TLS in front of it; `NODE_OPTIONS` keeps its ports on loopback.
 pub(super) fn server_env(o: &Origins, db_url: &EnvValue) -> BTreeMap<String, EnvValue> {
     let text = |v: &str| EnvValue::text(v);
     BTreeMap::from([
@@ -18,5 +18,6 @@ pub(super) fn server_env(o: &Origins, db_url: &EnvValue) -> BTreeMap<String, Env
         ("PORT".into(), text(&o.port.to_string())),
         ("ADMIN_PORT".into(), text(&o.admin_port.to_string())),
         ("NODE_ENV".into(), text("production")),
+        ("NODE_OPTIONS".into(), super::loopback::env_value()),
     ])
 }

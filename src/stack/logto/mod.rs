@@ -7,17 +7,20 @@
 //! `https://auth.DOMAIN` origin, `ADMIN_ENDPOINT` a different origin, `TRUST_PROXY_HEADER=1`.
 //!
 //! Logto has no listen-address setting: it binds PORT and ADMIN_PORT on every interface
-//! (packages/core/src/app/init.ts), natively and with podman's host network alike. Only
-//! the proxy should reach them: firewall both ports (or run Logto in a network namespace).
+//! (packages/core/src/app/init.ts), natively and with podman's host network alike; the
+//! `loopback` preload keeps both on 127.0.0.1 (see there why), so only the proxy reaches them.
 //!
-//! What remains for the operator after `run`: the first Logto admin account. The console
-//! is not public by default: open it through a tunnel (`ssh -L 3002:localhost:3002 HOST`,
-//! then `http://localhost:3002/console`), or set `admin_host = "console.DOMAIN"` (with a
-//! `[[proxy.site]]` for it under `tls = "files"`) and open `https://console.DOMAIN/console`;
-//! the first visitor creates the admin account. LobeChat users sign up on
-//! `https://auth.DOMAIN` through LobeChat's "Sign in" (Logto's default sign-in experience).
+//! The console's account is made by provisioning (`admin`): user `admin`, password in
+//! `prometheus-stack secrets show logto-admin-password`; sign-up on the console is closed.
+//! The console is not public by default: open it through a tunnel (`ssh -L
+//! 3002:localhost:3002 HOST`, then `http://localhost:3002/console`), or set `admin_host =
+//! "console.DOMAIN"` (with a `[[proxy.site]]` for it under `tls = "files"`) and open
+//! `https://console.DOMAIN/console`. LobeChat users sign up on `https://auth.DOMAIN`
+//! through LobeChat's "Sign in" (Logto's default sign-in experience).
 
+pub mod admin;
 mod env;
+pub mod loopback;
 pub mod origins;
 pub mod peers;
 pub mod provision;
@@ -39,6 +42,8 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u16 = 3001;
 /// Logto's admin console port.
 pub const DEFAULT_ADMIN_PORT: u16 = 3002;
+/// `--user` of Logto's containers when the unit sets none: `node`, group root.
+pub const LOGTO_IMAGE_USER: (u32, u32) = (1000, 0);
 /// Client id of LobeChat's application in Logto: fixed, so a lost secrets folder can
 /// never make provisioning create a second application.
 pub const LOBECHAT_CLIENT_ID: &str = "prometheus-lobechat";
@@ -75,8 +80,11 @@ pub(crate) fn podman_helper(image: &str) -> Runtime {
         volumes: Vec::new(),
         init: true,
         gpu_devices: false,
-        // A node app on ports above 1024 that writes only files its (root) user owns.
+        // A node app on ports above 1024: no capability.
         caps: Capabilities::none(),
+        // Not root: the image's `node` user (uid 1000 in node:22-alpine) with group 0, the
+        // group its Dockerfile makes packages/cli/alteration-scripts writable for.
+        image_user: Some(LOGTO_IMAGE_USER),
     })
 }
 
@@ -276,6 +284,7 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
         return e;
     };
     e.issues.extend(tenant_db::check_section(s, key));
+    e.issues.extend(loopback::check_section(s, key));
     let podman = uses_podman(ctx.cfg, s);
     let release_dir = match release_dir(ctx, podman) {
         Ok(d) => d,
@@ -305,13 +314,27 @@ pub fn expand(ctx: &PresetCtx) -> Expansion {
                 owner: None,
                 consumers: vec![lc_name.to_string()],
                 // Rotation = provisioning again: it writes the new value into Logto.
-                rotate: Some(provision_task),
+                rotate: Some(provision_task.clone()),
                 description: format!(
                     "client secret of LobeChat's OIDC application {LOBECHAT_CLIENT_ID:?} in Logto"
                 ),
             },
         );
     }
+    e.secrets.insert(
+        admin::ADMIN_PASSWORD_SECRET.into(),
+        SecretSpec {
+            kind: admin::password_kind(),
+            owner: None,
+            // Logto reads the hash at each sign-in: nothing to restart.
+            consumers: Vec::new(),
+            rotate: Some(provision_task.clone()),
+            description: format!(
+                "password of Logto's admin-console account {:?} (`secrets show`)",
+                admin::ADMIN_USERNAME
+            ),
+        },
+    );
     e.routes = routes(ctx.name, &o);
     e.units.push(seed_unit);
     e.units.push(provision);

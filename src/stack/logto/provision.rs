@@ -15,6 +15,7 @@
 //! `application_secrets` holds the same value as "Default secret" (what the console
 //! lists, and what Logto's secret transpilation maps to `applications.secret`).
 
+use super::admin::{self, AdminOutcome, ADMIN_PASSWORD_SECRET, ADMIN_USERNAME};
 use super::tenant_db::{self, EmailOutcome};
 use super::{LOBECHAT_CLIENT_ID, LOBECHAT_CLIENT_SECRET};
 use crate::plan::{Condition, Dependency, EnvValue, Exec, SecretKind, TaskContext, TaskSpec, Unit};
@@ -105,6 +106,8 @@ pub struct Report {
     pub tenant_connect_granted: bool,
     /// The trigger giving users without an email one (see `tenant_db`).
     pub emails: EmailOutcome,
+    /// The admin-console account (see `admin`); None when not asked for.
+    pub admin: Option<AdminOutcome>,
 }
 
 impl std::fmt::Display for Report {
@@ -135,15 +138,36 @@ impl std::fmt::Display for Report {
                 self.pwned_check_disabled
             )?;
         }
+        if let Some(a) = &self.admin {
+            write!(f, "; {}", admin_summary(a))?;
+        }
         Ok(())
     }
 }
 
-/// Everything in one transaction: the client (when given), the tenant roles' CONNECT,
-/// the user-email fallback for `user_email_domain` and, air-gapped, the password policy.
+/// One line on the admin account for the provisioning log.
+fn admin_summary(a: &AdminOutcome) -> String {
+    let mut s = match (a.created, a.password_set) {
+        (true, _) => format!("Logto admin account {ADMIN_USERNAME:?} created"),
+        (false, true) => format!("Logto admin password of {ADMIN_USERNAME:?} set from the store"),
+        (false, false) => format!("Logto admin account {ADMIN_USERNAME:?} unchanged"),
+    };
+    if !a.created && a.roles_added + a.org_rows_added > 0 {
+        s.push_str(" (roles restored)");
+    }
+    if a.sign_up_closed {
+        s.push_str("; console sign-up closed");
+    }
+    s
+}
+
+/// Everything in one transaction: the client (when given), the admin-console account
+/// (when given its password), the tenant roles' CONNECT, the user-email fallback for
+/// `user_email_domain` and, air-gapped, the password policy.
 pub async fn provision(
     db: &mut tokio_postgres::Client,
     client: Option<(&ClientSpec, &str)>,
+    admin_password: Option<&str>,
     air_gapped: bool,
     user_email_domain: &str,
     seed_unit: &str,
@@ -151,6 +175,10 @@ pub async fn provision(
     let tx = db.transaction().await.map_err(sql("BEGIN"))?;
     let client = match client {
         Some((spec, secret)) => Some(ensure_client(&tx, spec, secret, seed_unit).await?),
+        None => None,
+    };
+    let admin = match admin_password {
+        Some(pw) => Some(admin::ensure_admin(&tx, pw, seed_unit).await?),
         None => None,
     };
     let tenant_connect_granted = tenant_db::grant_tenant_connect(&tx).await?;
@@ -166,6 +194,7 @@ pub async fn provision(
         pwned_check_disabled,
         tenant_connect_granted,
         emails,
+        admin,
     })
 }
 
@@ -480,6 +509,17 @@ fn client_secret(tc: &TaskContext) -> Result<String, ProvisionError> {
     }
 }
 
+/// The admin-console password, like `client_secret`: staged value first, else stored/made.
+fn admin_password(tc: &TaskContext) -> Result<String, ProvisionError> {
+    let staged = crate::secrets::rotate::pending_name(ADMIN_PASSWORD_SECRET);
+    match tc.secrets.read(&staged) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(tc
+            .secrets
+            .ensure(ADMIN_PASSWORD_SECRET, &admin::password_kind(), None)?),
+    }
+}
+
 /// One provisioning run as the `NAME-provision` unit (or `secrets rotate`) does it.
 pub async fn run(spec: &ProvisionSpec, tc: &TaskContext) -> Result<Report, ProvisionError> {
     // First, whatever fails later: the seed completed, its CREATEROLE is no longer needed.
@@ -493,10 +533,12 @@ pub async fn run(spec: &ProvisionSpec, tc: &TaskContext) -> Result<Report, Provi
         (Some(_), Some(u)) => Some((ClientSpec::lobechat(u), client_secret(tc)?)),
         _ => None,
     };
+    let password = admin_password(tc)?;
     let mut db = connect(&url, &spec.logto).await?;
     let report = provision(
         &mut db,
         client.as_ref().map(|(s, sec)| (s, sec.as_str())),
+        Some(&password),
         spec.air_gapped,
         &spec.user_email_domain,
         &spec.seed,

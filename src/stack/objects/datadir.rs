@@ -10,6 +10,8 @@ use std::path::PathBuf;
 pub struct DataDirSpec {
     /// DATA_DIR/objects on the host.
     pub dir: PathBuf,
+    /// The container's default `--user` (podman, no `user` set): the dir is given to it.
+    pub image_owner: Option<(u32, u32)>,
 }
 
 /// Why the data dir could not be made ready.
@@ -46,6 +48,7 @@ pub fn prepare(spec: &DataDirSpec, ctx: &TaskContext) -> Result<(), DataDirError
     })?;
     // The operator's `user` is applied over the preset's unit: read it from the plan.
     let user = ctx.plan.unit(&ctx.unit).and_then(|u| u.user.clone());
+    let unit_user = user.is_some();
     if let Some(user) = user {
         let u = nix::unistd::User::from_name(&user)
             .map_err(|source| DataDirError::LookupUser {
@@ -63,6 +66,19 @@ pub fn prepare(spec: &DataDirSpec, ctx: &TaskContext) -> Result<(), DataDirError
                 source,
             },
         )?;
+    }
+    if let (false, Some((uid, gid))) = (unit_user, spec.image_owner) {
+        // Only root gives files away; a non-root dev run keeps its own (rootless podman
+        // runs the container as that user: `runtime::podman` passes no default --user).
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|source| {
+                DataDirError::Chown {
+                    dir: dir.clone(),
+                    user: format!("{uid}:{gid}"),
+                    source,
+                }
+            })?;
+        }
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(|source| {
         DataDirError::Chmod {

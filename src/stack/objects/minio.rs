@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 /// multi-arch community tag on quay.io (research/lobechat_logto.md §4).
 pub const DEFAULT_IMAGE: &str = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z";
 
+/// `--user` of the MinIO container when the unit sets none (the image defaults to root).
+pub const MINIO_IMAGE_USER: (u32, u32) = (10001, 10001);
+
 pub(crate) fn launch(i: &LaunchInput) -> Launch {
     // Loopback in both runtimes: podman units use host networking (runtime::podman).
     let bind = "127.0.0.1";
@@ -39,8 +42,9 @@ pub(crate) fn launch(i: &LaunchInput) -> Launch {
         env,
         health_path: "/minio/health/live",
         default_image: DEFAULT_IMAGE,
-        // MinIO runs as the image's root (or the unit's `--user`) and writes only the
-        // data dir, owned by that user: no capability needed.
+        // MinIO works as any uid that owns the data dir: not root by default (the data
+        // dir is given to this uid), no capability.
         caps: crate::plan::Capabilities::none(),
+        image_user: Some(MINIO_IMAGE_USER),
     }
 }

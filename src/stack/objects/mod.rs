@@ -92,6 +92,8 @@ pub(crate) struct Launch {
     pub default_image: &'static str,
     /// What the flavor's container keeps (no-new-privileges always).
     pub caps: Capabilities,
+    /// The container's non-root `--user` when the unit sets none (it owns the data dir).
+    pub image_user: Option<(u32, u32)>,
 }
 
 /// The objects-init unit's name for an objects unit (`objects` → `objects-init`).
@@ -301,6 +303,7 @@ fn store_unit(ctx: &PresetCtx, flavor: Flavor, port: u16, console_port: u16) -> 
             init: true,
             gpu_devices: false,
             caps: launch.caps.clone(),
+            image_user: launch.image_user,
         });
     }
     u.health = Some(Health {
@@ -317,6 +320,7 @@ fn store_unit(ctx: &PresetCtx, flavor: Flavor, port: u16, console_port: u16) -> 
     u.stop_timeout = Duration::from_secs(30);
     u.prepare = Some(TaskSpec::ObjectsDataDir(datadir::DataDirSpec {
         dir: host_data,
+        image_owner: if podman { launch.image_user } else { None },
     }));
     u
 }
@@ -414,7 +418,7 @@ fn program_path(base: &Path, b: &Path) -> PathBuf {
 mod caps_tests {
     use super::*;
 
-    /// Security issue point 12: MinIO keeps no capability; RustFS podman's defaults.
+    /// Security issue point 12: no capability and a non-root user in both images.
     #[test]
     fn flavors_capabilities() {
         let input = LaunchInput {
@@ -426,6 +430,8 @@ mod caps_tests {
             app_origin: None,
         };
         assert_eq!(minio::launch(&input).caps, Capabilities::none());
-        assert_eq!(rustfs::launch(&input).caps, Capabilities::PodmanDefault);
+        assert_eq!(rustfs::launch(&input).caps, Capabilities::none());
+        assert_eq!(minio::launch(&input).image_user, Some((10001, 10001)));
+        assert_eq!(rustfs::launch(&input).image_user, Some((10001, 10001)));
     }
 }

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 /// Image used with `runtime = "podman"` when the section names none.
 pub const DEFAULT_IMAGE: &str = "docker.io/rustfs/rustfs:1.0.0";
 
+/// The image's own user (`USER rustfs`, 10001:10001): the data dir is given to it.
+pub const RUSTFS_IMAGE_USER: (u32, u32) = (10001, 10001);
+
 pub(crate) fn launch(i: &LaunchInput) -> Launch {
     // Loopback in both runtimes: podman units use host networking (runtime::podman).
     let bind = "127.0.0.1";
@@ -49,8 +52,9 @@ pub(crate) fn launch(i: &LaunchInput) -> Launch {
         env,
         health_path: "/health",
         default_image: DEFAULT_IMAGE,
-        // Its entrypoint's needs (switching user, chown of the data dir) vary between
-        // releases: podman's default set until they are known.
-        caps: crate::plan::Capabilities::PodmanDefault,
+        // The image runs as its own `rustfs` user (USER 10001 in its Dockerfile) and its
+        // entrypoint only mkdirs (a chown there is best-effort, `|| true`): no capability.
+        caps: crate::plan::Capabilities::none(),
+        image_user: Some(RUSTFS_IMAGE_USER),
     }
 }

@@ -81,6 +81,8 @@ pub fn apply(u: &mut Unit, srv: &PgServer, c: &PgContainer) {
         init: true,
         gpu_devices: false,
         caps: Capabilities::none(),
+        // The unit's numeric user/group below name the image's postgres.
+        image_user: None,
     });
     u.user = Some(c.uid.to_string());
     u.group = Some(c.gid.to_string());

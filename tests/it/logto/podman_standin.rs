@@ -77,6 +77,8 @@ fn run_with_podman_images_brings_logto_and_lobechat_standins_up() {
         logs.contains("lobechat migrate standin: migrations applied"),
         "{logs}"
     );
+    // Security issue point 12: Logto's container is not root (node, group 0).
+    assert!(logs.contains("logto standin: uid 1000 gid 0"), "{logs}");
     assert_eq!(
         pg.psql(
             "logto",

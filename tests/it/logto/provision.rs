@@ -74,6 +74,7 @@ async fn provision_client(
     provision::provision(
         db,
         Some((spec, "s3cret")),
+        None,
         air_gapped,
         "users.invalid",
         "logto-seed",
@@ -169,7 +170,10 @@ async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
     let log = run_provision(plan(data.path(), pg.port, "example.test", true), &store)
         .await
         .unwrap();
-    assert_eq!(log, ["OIDC client unchanged"]);
+    assert_eq!(
+        log,
+        ["OIDC client unchanged; Logto admin account \"admin\" unchanged"]
+    );
     assert_eq!(snapshot(&pg), before);
 
     // An operator's own setting in the console survives; a domain change moves the URIs.
@@ -184,7 +188,7 @@ async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
         .unwrap();
     assert_eq!(
         log,
-        ["OIDC client updated (redirectUris, postLogoutRedirectUris, corsAllowedOrigins)"]
+        ["OIDC client updated (redirectUris, postLogoutRedirectUris, corsAllowedOrigins); Logto admin account \"admin\" unchanged"]
     );
     let row = app_row(&pg);
     let cols: Vec<&str> = row.split('|').collect();
@@ -212,7 +216,10 @@ async fn provisioning_creates_then_changes_nothing_then_follows_the_domain() {
     let log = run_provision(plan(data.path(), pg.port, "other.test", true), &store)
         .await
         .unwrap();
-    assert_eq!(log, ["OIDC client updated (secret)"]);
+    assert_eq!(
+        log,
+        ["OIDC client updated (secret); Logto admin account \"admin\" unchanged"]
+    );
     assert_eq!(
         pg.psql(
             "logto",
@@ -356,7 +363,8 @@ async fn tenant_roles_may_connect_and_every_user_gets_an_email() {
     let emails = |pg: &Postgres| {
         pg.psql(
             "logto",
-            "SELECT string_agg(username || '=' || coalesce(primary_email, '-'), ' ' ORDER BY id) FROM users",
+            "SELECT string_agg(username || '=' || coalesce(primary_email, '-'), ' ' ORDER BY id) FROM users \
+             WHERE username <> 'admin'",
         )
         .unwrap()
     };

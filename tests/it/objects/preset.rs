@@ -384,6 +384,27 @@ fn prepare_creates_the_data_dir_owned_by_the_unit_user() {
     assert!(err.contains("objects-root-user"), "{err}");
 }
 
+/// Security issue point 12: a podman store without `user` runs as the image's non-root
+/// id (MinIO's default is root), so its data dir is given to that id.
+#[test]
+fn podman_prepare_gives_the_data_dir_to_the_images_non_root_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for preset in ["minio", "rustfs"] {
+        let p = plan(&objects_config(
+            data.to_str().unwrap(),
+            &format!("preset = \"{preset}\"\nruntime = \"podman\""),
+        ));
+        let prepare = p.unit("objects").unwrap().prepare.clone().unwrap();
+        let (ctx, _) = task_ctx(&p, "objects", &data);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(prepare.run(ctx)).expect("prepare");
+        let md = std::fs::metadata(data.join("objects")).unwrap();
+        assert_eq!((md.uid(), md.gid()), (10001, 10001), "{preset}");
+        std::fs::remove_dir(data.join("objects")).unwrap();
+    }
+}
+
 #[test]
 fn podman_image_override_keeps_the_data_volume() {
     let p = plan(&objects_config(

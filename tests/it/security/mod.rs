@@ -4,6 +4,7 @@ mod bundle;
 mod ca_scope;
 mod control_access;
 mod logto_createrole;
+mod logto_ports;
 mod pg_datadir;
 mod podman_caps;
 mod proxy_flood;

@@ -132,7 +132,7 @@ port = 26300
             user: None,
         })
     };
-    for name in ["logto", "logto-seed", "lobechat", "objects"] {
+    for name in ["logto", "logto-seed", "lobechat", "objects", "store2"] {
         let v = argv(name);
         assert!(v.iter().any(|x| x == "--cap-drop=all"), "{name}: {v:?}");
         assert!(
@@ -141,7 +141,17 @@ port = 26300
         );
         assert!(v.iter().any(|x| x == "--security-opt=no-new-privileges"));
     }
-    let v = argv("store2");
-    assert!(!v.iter().any(|x| x.starts_with("--cap-")), "rustfs: {v:?}");
-    assert!(v.iter().any(|x| x == "--security-opt=no-new-privileges"));
+    // Not root where the image allows (the unit's `user` would win; root daemons only).
+    let image_user = |name: &str| match &p.unit(name).unwrap().runtime {
+        Runtime::Podman(spec) => spec.image_user,
+        Runtime::Process => panic!("{name} not podman"),
+    };
+    for (name, want) in [
+        ("logto", Some((1000, 0))),
+        ("logto-seed", Some((1000, 0))),
+        ("objects", Some((10001, 10001))),
+        ("store2", Some((10001, 10001))),
+    ] {
+        assert_eq!(image_user(name), want, "{name}");
+    }
 }

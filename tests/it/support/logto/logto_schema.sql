@@ -92,6 +92,9 @@ $$ begin
   return new;
 end; $$ language plpgsql;
 
+create type users_password_encryption_method as enum
+  ('Argon2i', 'Argon2id', 'Argon2d', 'SHA1', 'SHA256', 'MD5', 'Bcrypt', 'Legacy');
+
 create table users (
   tenant_id varchar(21) not null
     references tenants (id) on update cascade on delete cascade,
@@ -99,8 +102,13 @@ create table users (
   username varchar(128),
   primary_email varchar(128),
   primary_phone varchar(128),
-  password_encrypted varchar(128),
+  password_encrypted varchar(256),
+  password_encryption_method users_password_encryption_method,
   name varchar(128),
+  logto_config jsonb not null default '{}'::jsonb,
+  is_suspended boolean not null default false,
+  is_password_expired boolean not null default false,
+  password_updated_at timestamptz,
   created_at timestamptz not null default (now()),
   primary key (id),
   constraint users__username unique (tenant_id, username),
@@ -109,6 +117,64 @@ create table users (
 
 create trigger set_tenant_id before insert on users
   for each row execute procedure set_tenant_id();
+
+create unique index users__id on users (tenant_id, id);
+
+-- The admin account's tables (roles, users_roles, the tenant organization).
+create type role_type as enum ('User', 'MachineToMachine');
+
+create table roles (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  name varchar(128) not null,
+  description varchar(128) not null,
+  type role_type not null default 'User',
+  is_default boolean not null default false,
+  primary key (id),
+  constraint roles__name unique (tenant_id, name)
+);
+
+create table users_roles (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  user_id varchar(21) not null references users (id) on update cascade on delete cascade,
+  role_id varchar(21) not null references roles (id) on update cascade on delete cascade,
+  primary key (id),
+  constraint users_roles__user_id_role_id unique (tenant_id, user_id, role_id)
+);
+
+create table organizations (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  name varchar(128) not null,
+  primary key (id)
+);
+
+create table organization_roles (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  id varchar(21) not null,
+  name varchar(128) not null,
+  type role_type not null default 'User',
+  primary key (id)
+);
+
+create table organization_user_relations (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  organization_id varchar(21) not null references organizations (id) on update cascade on delete cascade,
+  user_id varchar(21) not null references users (id) on update cascade on delete cascade,
+  primary key (tenant_id, organization_id, user_id)
+);
+
+create table organization_role_user_relations (
+  tenant_id varchar(21) not null references tenants (id) on update cascade on delete cascade,
+  organization_id varchar(21) not null,
+  organization_role_id varchar(21) not null references organization_roles (id) on update cascade on delete cascade,
+  user_id varchar(21) not null,
+  primary key (tenant_id, organization_id, organization_role_id, user_id),
+  foreign key (tenant_id, organization_id, user_id)
+    references organization_user_relations (tenant_id, organization_id, user_id)
+    on update cascade on delete cascade
+);
 
 -- What the seed leaves behind: two tenants, the console's own app, one sign-in
 -- experience per tenant (the admin tenant's policy written in full, like --dapc does not).
@@ -124,5 +190,15 @@ insert into sign_in_experiences (tenant_id, id, color, branding, language_info, 
   ('default', 'default', '{}', '{}', '{}', '{}', '{}', '{}'),
   ('admin', 'default', '{}', '{}', '{}', '{}', '{}',
    '{"length": {"min": 8, "max": 256}, "rejects": {"pwned": true, "words": []}}');
+
+-- The admin tenant's roles and the default tenant's organization, as the seed makes them.
+insert into roles (tenant_id, id, name, description) values
+  ('admin', 'adminuserrole0000000', 'user', 'Default role for admin tenant.'),
+  ('admin', 'defaultadminrole0000', 'default:admin', 'Legacy user role for accessing default Management API.');
+insert into organizations (tenant_id, id, name) values ('admin', 't-default', 'Tenant default');
+insert into organization_roles (tenant_id, id, name) values
+  ('admin', 'admin', 'admin'), ('admin', 'collaborator', 'collaborator');
+
+update sign_in_experiences set sign_in_mode = 'Register' where tenant_id = 'admin';
 
 insert into logto_configs (tenant_id, key, value) values ('default', 'seededBy', '"prometheus-stack test fixture"');
