@@ -1,0 +1,247 @@
+//! `restore FILE`: verifies the whole backup first (nothing is written from a damaged
+//! one), then puts the config, secrets, internal CA and PostgreSQL cluster back into an
+//! empty data dir, and the buckets and objects into the store through the S3 API.
+
+use super::archive::{check, copy_out, read_entries};
+use super::manifest::{Kind, Manifest};
+use super::sources::{S3Source, DATA_FOLDERS};
+use super::{objects, postgres, verify, BackupError};
+use crate::stack::objects::s3::{S3Client, S3Credentials};
+use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use tokio::runtime::Handle;
+
+/// What to restore and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Target data dir (default: the backup's `[stack].data_dir`).
+    pub data_dir: Option<PathBuf>,
+    /// Where the config goes (default: its path at backup time, else DATA_DIR/stack.toml).
+    pub config: Option<PathBuf>,
+    /// Replace what the data dir holds.
+    pub force: bool,
+    /// Only the buckets and objects (the files went back in an earlier run).
+    pub objects_only: bool,
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    pub manifest: Manifest,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub files: usize,
+    pub objects: usize,
+    /// Set when the store could not be reached: objects still to restore.
+    pub objects_pending: Option<String>,
+}
+
+/// Restores `file` (blocking; `rt` runs the S3 requests).
+pub fn restore(file: &Path, opts: &RestoreOptions, rt: &Handle) -> Result<Restored, BackupError> {
+    println!("verifying {}", file.display());
+    let manifest = verify::verify(file)?.manifest;
+    let data_dir = opts.data_dir.clone().unwrap_or(manifest.data_dir.clone());
+    let config =
+        opts.config
+            .clone()
+            .unwrap_or_else(|| match (&opts.data_dir, &manifest.config_path) {
+                (None, Some(p)) => p.clone(),
+                _ => data_dir.join("stack.toml"),
+            });
+    if !opts.objects_only {
+        prepare_target(&manifest, &data_dir, opts.force)?;
+    }
+    let s3 = match &manifest.s3 {
+        Some(info) => store_client(&data_dir, &info.endpoint, rt),
+        None => Ok(None),
+    };
+    let (client, objects_pending) = match s3 {
+        Ok(c) => (c, None),
+        Err(reason) if !opts.objects_only => (None, Some(reason)),
+        Err(reason) => return Err(BackupError::Config(reason)),
+    };
+    let kinds: HashMap<&str, &Kind> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
+    let pgdata = manifest.postgres.as_ref().map(|p| data_dir.join(&p.unit));
+    let (mut files, mut objs) = (0, 0);
+    let (seen, again) = read_entries(file, |path, r| {
+        let Some(kind) = kinds.get(path) else {
+            return Ok(());
+        };
+        match kind {
+            Kind::Config if !opts.objects_only => {
+                files += 1;
+                write_config(&config, path, r)
+            }
+            Kind::Data { rel, mode } if !opts.objects_only => {
+                files += 1;
+                write_data(&data_dir, path, rel, *mode, r)
+            }
+            Kind::Pg { rel, mode, dir } if !opts.objects_only => {
+                files += 1;
+                let root = pgdata.as_deref().unwrap_or(&data_dir);
+                postgres::restore_entry(root, path, (rel, *mode, *dir), r)
+            }
+            Kind::Bucket { bucket } => match &client {
+                Some(c) => objects::restore_bucket(c, rt, bucket),
+                None => Ok(()),
+            },
+            Kind::Object { bucket, key } => match &client {
+                Some(c) => {
+                    objs += 1;
+                    let size = manifest_size(&manifest, path);
+                    objects::restore_object(c, rt, path, (bucket, key), size, r)
+                }
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    })?;
+    // The file was verified before; a change since then is damage all the same.
+    let problems = check(&seen, &again);
+    if !problems.is_empty() {
+        return Err(BackupError::Corrupt {
+            file: file.display().to_string(),
+            problems,
+        });
+    }
+    if let (Some(pg), Some(root)) = (&manifest.postgres, &pgdata) {
+        if !opts.objects_only {
+            postgres::give_to(root, pg.user.as_deref())?;
+        }
+    }
+    Ok(Restored {
+        manifest,
+        data_dir,
+        config,
+        files,
+        objects: objs,
+        objects_pending,
+    })
+}
+
+fn manifest_size(m: &Manifest, path: &str) -> u64 {
+    m.entries
+        .iter()
+        .find(|e| e.path == path)
+        .map(|e| e.size)
+        .unwrap_or(0)
+}
+
+/// Refuses a non-empty data dir (unless `force`, which clears what a restore writes) and
+/// a PostgreSQL major the installed server cannot load.
+fn prepare_target(m: &Manifest, data_dir: &Path, force: bool) -> Result<(), BackupError> {
+    let busy = std::fs::read_dir(data_dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if busy && !force {
+        return Err(BackupError::NotEmpty {
+            dir: data_dir.to_path_buf(),
+        });
+    }
+    if let Some(pg) = &m.postgres {
+        let installed = postgres::installed_major(&pg.bin_dir)
+            .unwrap_or_else(|e| format!("not installed ({e})"));
+        if installed != pg.major {
+            return Err(BackupError::MajorMismatch {
+                unit: pg.unit.clone(),
+                backup: pg.major.clone(),
+                installed,
+                bin_dir: pg.bin_dir.clone(),
+            });
+        }
+    }
+    if busy {
+        let mut clear: Vec<PathBuf> = DATA_FOLDERS.iter().map(|f| data_dir.join(f)).collect();
+        clear.extend(m.postgres.as_ref().map(|p| data_dir.join(&p.unit)));
+        for p in clear {
+            if p.exists() {
+                std::fs::remove_dir_all(&p)
+                    .map_err(BackupError::io(format!("removing {}", p.display())))?;
+            }
+        }
+    }
+    make_dir(data_dir, 0o755)
+}
+
+/// A client for the store with the restored root key, when it answers.
+fn store_client(data_dir: &Path, endpoint: &str, rt: &Handle) -> Result<Option<S3Client>, String> {
+    let secrets = crate::secrets::SecretStore::with_credentials(data_dir, None);
+    let read = |n: &str| secrets.read(n).map_err(|e| format!("secret {n}: {e}"));
+    let s3 = S3Source {
+        unit: String::new(),
+        endpoint: endpoint.to_string(),
+        creds: S3Credentials {
+            access_key: read(crate::stack::objects::ROOT_USER_SECRET)?,
+            secret_key: read(crate::stack::objects::ROOT_PASSWORD_SECRET)?,
+            region: crate::stack::objects::REGION.into(),
+        },
+    };
+    let c = objects::client(&s3).map_err(|e| e.to_string())?;
+    rt.block_on(objects::buckets(&c))
+        .map_err(|e| format!("the object store at {endpoint} does not answer ({e})"))?;
+    Ok(Some(c))
+}
+
+fn write_config(target: &Path, entry: &str, r: &mut dyn std::io::Read) -> Result<(), BackupError> {
+    if target.exists() {
+        let keep = target.with_extension("toml.before-restore");
+        std::fs::rename(target, &keep).map_err(BackupError::io(format!(
+            "moving {} aside",
+            target.display()
+        )))?;
+        println!("kept the config that was there as {}", keep.display());
+    }
+    if let Some(p) = target.parent() {
+        std::fs::create_dir_all(p).map_err(BackupError::io(format!("creating {}", p.display())))?;
+    }
+    write_file(target, entry, 0o640, r)
+}
+
+fn write_data(
+    root: &Path,
+    entry: &str,
+    rel: &str,
+    mode: u32,
+    r: &mut dyn std::io::Read,
+) -> Result<(), BackupError> {
+    let target = postgres::confined(root, rel).ok_or_else(|| BackupError::Damaged {
+        file: String::new(),
+        entry: entry.into(),
+        reason: format!("unsafe path {rel:?}"),
+    })?;
+    if let Some(p) = target.parent() {
+        make_dir(p, 0o700)?;
+    }
+    write_file(&target, entry, mode, r)
+}
+
+fn write_file(
+    target: &Path,
+    entry: &str,
+    mode: u32,
+    r: &mut dyn std::io::Read,
+) -> Result<(), BackupError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(BackupError::io(format!("creating {}", target.display())))?;
+    copy_out(entry, r, &mut f, &format!("writing {}", target.display()))?;
+    f.sync_all()
+        .map_err(BackupError::io(format!("syncing {}", target.display())))
+}
+
+fn make_dir(d: &Path, mode: u32) -> Result<(), BackupError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(d)
+        .map_err(BackupError::io(format!("creating {}", d.display())))
+}
