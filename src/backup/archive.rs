@@ -303,3 +303,69 @@ pub fn check(seen: &[Seen], manifest: &Manifest) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, entries: &[(&str, &[u8])]) {
+        let mut w = ArchiveWriter::create(path).unwrap();
+        for (name, data) in entries {
+            let kind = Kind::Data {
+                rel: name.to_string(),
+                mode: 0o600,
+            };
+            w.append(name, data.len() as u64, 0o600, kind, *data)
+                .unwrap();
+        }
+        w.finish(Manifest::default()).unwrap();
+    }
+
+    #[test]
+    fn entries_read_back_with_their_hashes_and_short_readers_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.tar.zst");
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        write(&p, &[("data/one", b"hello"), ("data/big", &big)]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (seen, m) = read_entries(&p, |_, _| Ok(())).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(check(&seen, &m).is_empty());
+        assert_eq!(m.entries[1].size, 300_000);
+
+        let mut w = ArchiveWriter::create(&t.path().join("b.tar.zst")).unwrap();
+        let e = w
+            .append("x", 10, 0o600, Kind::Config, &b"short"[..])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("x changed while it was being read (5 of 10"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_disagrees_names_each_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.tar.zst");
+        write(&p, &[("data/one", b"hello"), ("data/two", b"world")]);
+        let (seen, mut m) = read_entries(&p, |_, _| Ok(())).unwrap();
+        m.entries[0].sha256 = "00".into();
+        m.entries[1].path = "data/three".into();
+        let problems = check(&seen, &m);
+        assert!(
+            problems.iter().any(|p| p.starts_with("data/one: sha256")),
+            "{problems:?}"
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("data/two: in the archive but not")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("data/three: in the manifest but missing")));
+    }
+}

@@ -79,7 +79,8 @@ pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
     Ok(gone)
 }
 
-fn utc(secs: u64) -> String {
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(secs: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(

@@ -33,12 +33,13 @@ mod objects;
 mod postgres;
 mod restore;
 pub mod schedule;
+pub mod scheduled;
 mod sources;
 mod verify;
 
 pub use archive::ArchiveWriter;
 pub use create::{create, default_name, Created};
-pub use list::{backup_dir, list, prune, Listed};
+pub use list::{backup_dir, list, prune, utc, Listed};
 pub use manifest::{Entry, Kind, Manifest, PgInfo, MANIFEST};
 pub use restore::{restore, RestoreOptions, Restored};
 pub use sources::{PgSource, S3Source, Sources};

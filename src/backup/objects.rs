@@ -65,39 +65,65 @@ pub async fn list_page(
     Ok((items, next))
 }
 
-/// Count and bytes of every object (for the progress total).
-pub fn measure(c: &S3Client, rt: &Handle) -> Result<(Vec<String>, u64, u64), BackupError> {
+/// One bucket as first listed: its name and the greatest key then (the backup stops
+/// there, so uploads that keep coming cannot keep it running).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub bucket: String,
+    pub last_key: Option<String>,
+}
+
+/// Every bucket with its last key, plus the count and bytes of every object (for the
+/// progress total). Keys are not kept: a million of them would not fit the RSS budget.
+pub fn measure(c: &S3Client, rt: &Handle) -> Result<(Vec<Listed>, u64, u64), BackupError> {
     let names = rt.block_on(buckets(c))?;
     let (mut count, mut bytes) = (0, 0);
-    for b in &names {
+    let mut out = Vec::new();
+    for b in names {
         let mut token = None;
+        let mut last_key = None;
         loop {
-            let (items, next) = rt.block_on(list_page(c, b, token.as_deref()))?;
+            let (items, next) = rt.block_on(list_page(c, &b, token.as_deref()))?;
             count += items.len() as u64;
             bytes += items.iter().map(|(_, s)| s).sum::<u64>();
+            if let Some((k, _)) = items.last() {
+                last_key = Some(k.clone());
+            }
             match next {
                 Some(t) => token = Some(t),
                 None => break,
             }
         }
+        out.push(Listed {
+            bucket: b,
+            last_key,
+        });
     }
-    Ok((names, count, bytes))
+    Ok((out, count, bytes))
 }
 
 /// Appends every bucket and object; returns the number of objects.
 pub fn backup(
     c: &S3Client,
     rt: &Handle,
-    buckets: &[String],
+    buckets: &[Listed],
     w: &mut ArchiveWriter,
 ) -> Result<u64, BackupError> {
     let mut n = 0u64;
-    for b in buckets {
+    for Listed {
+        bucket: b,
+        last_key,
+    } in buckets
+    {
         w.append_empty(&format!("buckets/{b}"), Kind::Bucket { bucket: b.clone() })?;
         let mut token = None;
-        loop {
+        'pages: loop {
             let (items, next) = rt.block_on(list_page(c, b, token.as_deref()))?;
             for (key, _) in items {
+                // Listed after the first pass ended: not in this backup.
+                if last_key.as_ref().is_none_or(|last| key > *last) {
+                    break 'pages;
+                }
                 // Deleted since it was listed: not in the backup (whole or not at all).
                 let (len, body) = match rt.block_on(c.get_object_stream(b, &key)) {
                     Ok(x) => x,

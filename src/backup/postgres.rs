@@ -118,9 +118,14 @@ fn copy_stream(stdout: impl Read, w: &mut ArchiveWriter) -> Result<Option<String
     let mut major = None;
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        let rel = String::from_utf8_lossy(&entry.path_bytes())
-            .trim_end_matches('/')
-            .to_string();
+        // Some entries come as `./pg_wal/…`: the name tar writes back is normalized, so
+        // normalize here too or the manifest and the archive disagree.
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let rel = raw
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/");
         let mode = entry.header().mode().unwrap_or(0o600) & 0o7777;
         let path = format!("postgres/{rel}");
         match entry.header().entry_type() {
@@ -153,12 +158,14 @@ fn copy_stream(stdout: impl Read, w: &mut ArchiveWriter) -> Result<Option<String
                 };
                 w.append(&path, size, mode, kind, &mut entry)?;
             }
-            other => return Err(BackupError::Postgres {
-                unit: "postgres".into(),
-                reason: format!(
+            other => {
+                return Err(BackupError::Postgres {
+                    unit: "postgres".into(),
+                    reason: format!(
                     "{rel} in the base backup is a {other:?} entry (tablespaces are not supported)"
                 ),
-            }),
+                })
+            }
         }
     }
     Ok(major)

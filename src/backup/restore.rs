@@ -52,55 +52,32 @@ pub fn restore(file: &Path, opts: &RestoreOptions, rt: &Handle) -> Result<Restor
     if !opts.objects_only {
         prepare_target(&manifest, &data_dir, opts.force)?;
     }
-    let s3 = match &manifest.s3 {
-        Some(info) => store_client(&data_dir, &info.endpoint, rt),
-        None => Ok(None),
-    };
-    let (client, objects_pending) = match s3 {
-        Ok(c) => (c, None),
-        Err(reason) if !opts.objects_only => (None, Some(reason)),
-        Err(reason) => return Err(BackupError::Config(reason)),
-    };
     let kinds: HashMap<&str, &Kind> = manifest
         .entries
         .iter()
         .map(|e| (e.path.as_str(), &e.kind))
         .collect();
-    let pgdata = manifest.postgres.as_ref().map(|p| data_dir.join(&p.unit));
-    let (mut files, mut objs) = (0, 0);
-    let (seen, again) = read_entries(file, |path, r| {
-        let Some(kind) = kinds.get(path) else {
-            return Ok(());
-        };
-        match kind {
-            Kind::Config if !opts.objects_only => {
-                files += 1;
-                write_config(&config, path, r)
-            }
-            Kind::Data { rel, mode } if !opts.objects_only => {
-                files += 1;
-                write_data(&data_dir, path, rel, *mode, r)
-            }
-            Kind::Pg { rel, mode, dir } if !opts.objects_only => {
-                files += 1;
-                let root = pgdata.as_deref().unwrap_or(&data_dir);
-                postgres::restore_entry(root, path, (rel, *mode, *dir), r)
-            }
-            Kind::Bucket { bucket } => match &client {
-                Some(c) => objects::restore_bucket(c, rt, bucket),
-                None => Ok(()),
-            },
-            Kind::Object { bucket, key } => match &client {
-                Some(c) => {
-                    objs += 1;
-                    let size = manifest_size(&manifest, path);
-                    objects::restore_object(c, rt, path, (bucket, key), size, r)
-                }
-                None => Ok(()),
-            },
-            _ => Ok(()),
-        }
+    let mut a = Applier {
+        opts,
+        pgdata: manifest.postgres.as_ref().map(|p| data_dir.join(&p.unit)),
+        data_dir: &data_dir,
+        config: &config,
+        manifest: &manifest,
+        rt,
+        client: None,
+        files: 0,
+        objects: 0,
+    };
+    let (seen, again) = read_entries(file, |path, r| match kinds.get(path) {
+        Some(kind) => a.entry(path, kind, r),
+        None => Ok(()),
     })?;
+    let (files, objs, pgdata) = (a.files, a.objects, a.pgdata.clone());
+    let objects_pending = match a.client {
+        Some(Err(reason)) if opts.objects_only => return Err(BackupError::Config(reason)),
+        Some(Err(reason)) => Some(reason),
+        _ => None,
+    };
     // The file was verified before; a change since then is damage all the same.
     let problems = check(&seen, &again);
     if !problems.is_empty() {
@@ -122,6 +99,73 @@ pub fn restore(file: &Path, opts: &RestoreOptions, rt: &Handle) -> Result<Restor
         objects: objs,
         objects_pending,
     })
+}
+
+/// Puts each entry where it belongs; the store's client is made at the first bucket
+/// (after the secrets, which come first in the archive, are back).
+struct Applier<'a> {
+    opts: &'a RestoreOptions,
+    data_dir: &'a Path,
+    config: &'a Path,
+    pgdata: Option<PathBuf>,
+    manifest: &'a Manifest,
+    rt: &'a Handle,
+    /// None: not tried yet; Err: the store does not answer (objects skipped).
+    client: Option<Result<S3Client, String>>,
+    files: usize,
+    objects: usize,
+}
+
+impl Applier<'_> {
+    fn entry(
+        &mut self,
+        path: &str,
+        kind: &Kind,
+        r: &mut dyn std::io::Read,
+    ) -> Result<(), BackupError> {
+        let files = !self.opts.objects_only;
+        match kind {
+            Kind::Config if files => {
+                self.files += 1;
+                write_config(self.config, path, r)
+            }
+            Kind::Data { rel, mode } if files => {
+                self.files += 1;
+                write_data(self.data_dir, path, rel, *mode, r)
+            }
+            Kind::Pg { rel, mode, dir } if files => {
+                self.files += 1;
+                let root = self.pgdata.as_deref().unwrap_or(self.data_dir);
+                postgres::restore_entry(root, path, (rel, *mode, *dir), r)
+            }
+            Kind::Bucket { bucket } => match self.store() {
+                Some(c) => objects::restore_bucket(&c, self.rt, bucket),
+                None => Ok(()),
+            },
+            Kind::Object { bucket, key } => match self.store() {
+                Some(c) => {
+                    self.objects += 1;
+                    let size = manifest_size(self.manifest, path);
+                    objects::restore_object(&c, self.rt, path, (bucket, key), size, r)
+                }
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn store(&mut self) -> Option<S3Client> {
+        if self.client.is_none() {
+            let endpoint = self
+                .manifest
+                .s3
+                .as_ref()
+                .map(|s| s.endpoint.as_str())
+                .unwrap_or("");
+            self.client = Some(store_client(self.data_dir, endpoint, self.rt));
+        }
+        self.client.as_ref().and_then(|c| c.as_ref().ok()).cloned()
+    }
 }
 
 fn manifest_size(m: &Manifest, path: &str) -> u64 {
@@ -169,7 +213,7 @@ fn prepare_target(m: &Manifest, data_dir: &Path, force: bool) -> Result<(), Back
 }
 
 /// A client for the store with the restored root key, when it answers.
-fn store_client(data_dir: &Path, endpoint: &str, rt: &Handle) -> Result<Option<S3Client>, String> {
+fn store_client(data_dir: &Path, endpoint: &str, rt: &Handle) -> Result<S3Client, String> {
     let secrets = crate::secrets::SecretStore::with_credentials(data_dir, None);
     let read = |n: &str| secrets.read(n).map_err(|e| format!("secret {n}: {e}"));
     let s3 = S3Source {
@@ -184,7 +228,7 @@ fn store_client(data_dir: &Path, endpoint: &str, rt: &Handle) -> Result<Option<S
     let c = objects::client(&s3).map_err(|e| e.to_string())?;
     rt.block_on(objects::buckets(&c))
         .map_err(|e| format!("the object store at {endpoint} does not answer ({e})"))?;
-    Ok(Some(c))
+    Ok(c)
 }
 
 fn write_config(target: &Path, entry: &str, r: &mut dyn std::io::Read) -> Result<(), BackupError> {
@@ -244,4 +288,78 @@ fn make_dir(d: &Path, mode: u32) -> Result<(), BackupError> {
         .mode(mode)
         .create(d)
         .map_err(BackupError::io(format!("creating {}", d.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::PgInfo;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A bin dir whose `postgres --version` says `version`.
+    fn fake_bin(dir: &Path, version: &str) -> PathBuf {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let p = bin.join("postgres");
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    fn manifest(bin_dir: PathBuf, major: &str) -> Manifest {
+        Manifest {
+            postgres: Some(PgInfo {
+                unit: "postgres".into(),
+                version: format!("{major}.1"),
+                major: major.into(),
+                user: None,
+                bin_dir,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn another_major_is_refused_with_the_commands_that_would_move_it() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = fake_bin(t.path(), "15.14");
+        let target = t.path().join("data");
+        let e = prepare_target(&manifest(bin.clone(), "18"), &target, false).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("PostgreSQL 18 data") && text.contains("is PostgreSQL 15"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pg_dumpall") && text.contains("/usr/lib/postgresql/18/bin"),
+            "{text}"
+        );
+        assert!(
+            !target.exists(),
+            "nothing is created before the checks pass"
+        );
+        prepare_target(&manifest(bin, "15"), &target, false).unwrap();
+        assert!(target.is_dir());
+    }
+
+    #[test]
+    fn a_non_empty_data_dir_needs_force_which_clears_only_what_restore_writes() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = fake_bin(t.path(), "18.1");
+        let target = t.path().join("data");
+        std::fs::create_dir_all(target.join("secrets")).unwrap();
+        std::fs::write(target.join("secrets/old"), "x").unwrap();
+        std::fs::write(target.join("keep.txt"), "x").unwrap();
+        let m = manifest(bin, "18");
+        let e = prepare_target(&m, &target, false).unwrap_err().to_string();
+        assert!(e.contains("not empty") && e.contains("--force"), "{e}");
+        assert!(target.join("secrets/old").exists());
+        prepare_target(&m, &target, true).unwrap();
+        assert!(!target.join("secrets").exists());
+        assert!(target.join("keep.txt").exists());
+    }
 }

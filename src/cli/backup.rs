@@ -114,3 +114,52 @@ pub fn restore(file: &Path, opts: RestoreOptions) -> anyhow::Result<ExitCode> {
     println!("start the stack: PostgreSQL replays its WAL on the first start");
     Ok(ExitCode::SUCCESS)
 }
+
+/// The `backup:` line of `status` from `/v1/status`'s `"backup"` (None when absent).
+pub fn status_line(b: &serde_json::Value) -> Option<String> {
+    let sched = b["schedule"].as_str()?;
+    let when = |k: &str| b[k].as_u64().map(crate::backup::utc);
+    let mut line = format!("backup: schedule {sched:?}");
+    if let Some(n) = when("next_unix") {
+        line += &format!(", next {n}");
+    }
+    if b["running"].as_bool() == Some(true) {
+        line += ", running now";
+    }
+    match b["last_result"].as_str() {
+        Some("failed") => {
+            line += &format!(
+                "\nerror: the last backup FAILED at {}: {}",
+                when("last_attempt_unix").unwrap_or_default(),
+                b["last_error"].as_str().unwrap_or("?")
+            );
+        }
+        _ => {}
+    }
+    if let Some(t) = when("last_success_unix") {
+        line += &format!(
+            "; last good backup {t}, {} ({})",
+            mib(b["last_size_bytes"].as_u64().unwrap_or(0)),
+            b["last_file"].as_str().unwrap_or("?")
+        );
+    } else if sched != "off" {
+        line += "; no backup taken yet";
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_shows_failures_and_the_last_good_one() {
+        let v = serde_json::json!({"schedule": "hourly", "running": false, "next_unix": 3600,
+            "last_result": "failed", "last_attempt_unix": 0, "last_error": "disk full",
+            "last_success_unix": 0, "last_size_bytes": 1048576, "last_file": "/b/x.tar.zst"});
+        let l = status_line(&v).unwrap();
+        assert!(l.contains("FAILED") && l.contains("disk full"), "{l}");
+        assert!(l.contains("1.0 MiB") && l.contains("/b/x.tar.zst"), "{l}");
+        assert_eq!(status_line(&serde_json::Value::Null), None);
+    }
+}
