@@ -29,8 +29,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn backup(
     ctx: &Ctx,
     to: Option<PathBuf>,
+    before_upgrade: bool,
     action: Option<BackupCmd>,
 ) -> anyhow::Result<ExitCode> {
+    if before_upgrade && action.is_none() && !upgrade_wants_backup(ctx)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     match action {
         Some(BackupCmd::Verify { file }) => {
             let v = backup::verify(&file)
@@ -80,6 +84,25 @@ pub fn backup(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--before-upgrade`: true when `[backup].before_upgrade` and the daemon answers.
+fn upgrade_wants_backup(ctx: &Ctx) -> anyhow::Result<bool> {
+    let (cfg, _) = load(ctx)?;
+    if !cfg.backup.before_upgrade {
+        println!("no backup before the upgrade: [backup].before_upgrade = false");
+        return Ok(false);
+    }
+    let socket = super::units::socket(ctx)?;
+    let client = crate::control::client::Client::new(&socket);
+    let up = runtime()?.block_on(client.get_json("/v1/status")).is_ok();
+    if !up {
+        println!(
+            "no backup before the upgrade: the daemon is not running ({} does not answer); its data is at rest",
+            socket.display()
+        );
+    }
+    Ok(up)
 }
 
 fn now() -> u64 {

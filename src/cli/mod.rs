@@ -104,6 +104,10 @@ pub enum Command {
         /// Write here instead of [backup].dir/prometheus-stack-DATE.tar.zst
         #[arg(long)]
         to: Option<PathBuf>,
+        /// The package upgrade's step: back up only when [backup].before_upgrade is true
+        /// and the daemon runs (its control socket answers)
+        #[arg(long)]
+        before_upgrade: bool,
         #[command(subcommand)]
         action: Option<BackupCmd>,
     },
@@ -180,7 +184,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check::check(&ctx),
         Command::Bundle { action } => bundle::bundle(&ctx, action),
-        Command::Backup { to, action } => backup::backup(&ctx, to, action),
+        Command::Backup {
+            to,
+            before_upgrade,
+            action,
+        } => backup::backup(&ctx, to, before_upgrade, action),
         Command::Restore {
             file,
             data_dir,

@@ -236,10 +236,26 @@ async fn roundtrip() {
     let store2 = pg::store(&plan2);
     let c2 = Ctx::new(&plan2, "postgres", store2.clone());
     let _srv2 = pg::prepare_and_start(&plan2, &c2, &dir2.path().join("pg.log"), UP).await;
-    let db2 = pg::connect(
+    // The consumer's role logs in with its restored secret; the rows are read as the
+    // superuser (who created the table), also with the restored secret.
+    let lobe = pg::connect(
         pg_port,
         "lobechat",
         &store2.read("postgres-lobechat").unwrap(),
+        "lobechat",
+    )
+    .await
+    .unwrap();
+    let who: String = lobe
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(who, "lobechat");
+    let db2 = pg::connect(
+        pg_port,
+        "postgres",
+        &store2.read("postgres-superuser").unwrap(),
         "lobechat",
     )
     .await
