@@ -149,15 +149,12 @@ pub fn status_line(b: &serde_json::Value) -> Option<String> {
     if b["running"].as_bool() == Some(true) {
         line += ", running now";
     }
-    match b["last_result"].as_str() {
-        Some("failed") => {
-            line += &format!(
-                "\nerror: the last backup FAILED at {}: {}",
-                when("last_attempt_unix").unwrap_or_default(),
-                b["last_error"].as_str().unwrap_or("?")
-            );
-        }
-        _ => {}
+    if b["last_result"].as_str() == Some("failed") {
+        line += &format!(
+            "\nerror: the last backup FAILED at {}: {}",
+            when("last_attempt_unix").unwrap_or_default(),
+            b["last_error"].as_str().unwrap_or("?")
+        );
     }
     if let Some(t) = when("last_success_unix") {
         line += &format!(
