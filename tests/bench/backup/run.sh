@@ -83,7 +83,7 @@ log "loading $SIZE_MB MiB of rows (1 KiB each, with vectors) and $SIZE_MB MiB of
   "CREATE TABLE items (id bigint PRIMARY KEY, v vector(3), body text);
    INSERT INTO items SELECT i, ('[' || i || ',1,2]')::vector, repeat(md5(i::text), 30)
      FROM generate_series(1, $SIZE_MB * 1024) i;" >/dev/null
-s3py() { "$PY" - "$@" <<'PY'
+cat >"$WORK/s3.py" <<'PY'
 import boto3, os, sys, hashlib
 c = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % os.environ["S3PORT"],
                  aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"],
@@ -104,7 +104,7 @@ elif op == "upload":
 elif op == "count":
     print(sum(len(p.get("Contents", [])) for p in c.get_paginator("list_objects_v2").paginate(Bucket=arg)))
 PY
-}
+s3py() { "$PY" "$WORK/s3.py" "$@"; }
 s3py fill "$SIZE_MB"
 
 # measure LABEL CMD…: wall seconds and peak RSS (KiB) into $WORK/LABEL.
@@ -123,12 +123,12 @@ mkdir -p "$WORK/byhand"
 measure hand_dump bash -c "'$PG_BIN/pg_dump' -Fc -h 127.0.0.1 -p $PORT -U postgres -f '$WORK/byhand/lobechat.dump' lobechat &&
   '$PG_BIN/pg_dump' -Fc -h 127.0.0.1 -p $PORT -U postgres -f '$WORK/byhand/logto.dump' postgres"
 mkdir -p "$WORK/byhand/objects"
-measure hand_s3 s3py download "$WORK/byhand/objects"
+measure hand_s3 "$PY" "$WORK/s3.py" download "$WORK/byhand/objects"
 
 # Restores: ours into a fresh data dir and a fresh store on the same port (the daemon
 # stopped first: postgres is not running on the restored dir during the timing).
 "$PG_BIN/psql" -qh 127.0.0.1 -p "$PORT" -U postgres postgres -c "CREATE DATABASE copy" >/dev/null
-measure hand_restore bash -c "'$PG_BIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -d copy '$WORK/byhand/lobechat.dump' && S3PORT=$S3PORT $(declare -f s3py); s3py upload '$WORK/byhand/objects'"
+measure hand_restore bash -c "'$PG_BIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -d copy '$WORK/byhand/lobechat.dump' && '$PY' '$WORK/s3.py' upload '$WORK/byhand/objects'"
 kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true; DAEMON=""
 kill "$S3PID"; wait "$S3PID" 2>/dev/null || true
 start_s3 "$WORK/s3-restored"
