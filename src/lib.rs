@@ -3,6 +3,7 @@
 //! config (the file) → plan (resolved units) → supervisor (runs them through a runtime),
 //! with the proxy, GPU poller, metrics and control API around it. See DESIGN §1.
 
+pub mod backup;
 pub mod bundle;
 pub mod cli;
 pub mod config;

@@ -17,7 +17,8 @@ mod verify;
 pub use create::{create, Created};
 pub use import::{import, Imported};
 pub use list::{list, Listing, Presence};
-pub use manifest::{Content, FileEntry, Manifest, MANIFEST};
+pub use manifest::{Content, FileEntry, HashingReader, Manifest, MANIFEST};
+pub use progress::{mib, Progress};
 pub use verify::{verify, Verified};
 
 use crate::plan::{Plan, Runtime};

@@ -18,7 +18,9 @@ pub fn doctor(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let socket = super::units::socket(ctx)?;
-    let report = super::units::block_on(crate::doctor::run(&plan, &socket))?;
+    let (cfg, src) = super::backup::load(ctx)?;
+    let backups = crate::backup::backup_dir(&cfg, &src);
+    let report = super::units::block_on(crate::doctor::run(&plan, &socket, &backups))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {

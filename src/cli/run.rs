@@ -160,6 +160,10 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
+    let backups = crate::backup::scheduled::start(&plan, bg.stop.clone(), &bg.tracker);
+    metrics.add(Arc::new(crate::backup::scheduled::BackupMetrics(
+        backups.clone(),
+    )));
     serve_metrics(&plan, &metrics, proxy.as_deref(), &bg).await;
 
     let ctl = Arc::new(ControlCtx {
@@ -167,6 +171,7 @@ async fn daemon(plan: Plan) -> anyhow::Result<ExitCode> {
         gpu: Some(gpu.subscribe()),
         metrics: Some(metrics),
         usage: Some(usage),
+        backup: Some(backups),
     });
     let server =
         match control::serve(&plan.control.socket, plan.control.group.as_deref(), ctl).await {

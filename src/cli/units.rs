@@ -108,6 +108,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         for w in v["warnings"].as_array().into_iter().flatten() {
             println!("warning: {}", w.as_str().unwrap_or_default());
         }
+        if let Some(line) = super::backup::status_line(&v["backup"]) {
+            println!("{line}");
+        }
         if let Some(g) = &gpu {
             print!("{}", super::gpu::status_footer(g));
         }

@@ -165,6 +165,7 @@ pub fn load_str(
                 cfg.metrics = m;
             }
             "bundle" => section_into(&section, value, &mut issues, &mut cfg.bundle),
+            "backup" => section_into(&section, value, &mut issues, &mut cfg.backup),
             "services" => match value {
                 toml::Value::Table(units) => {
                     for (name, unit) in units {
@@ -178,7 +179,7 @@ pub fn load_str(
             },
             other => issues.push(Issue::new(
                 other,
-                "unknown section; expected one of stack, control, proxy, services, gpu, metrics, bundle",
+                "unknown section; expected one of stack, control, proxy, services, gpu, metrics, bundle, backup",
             )),
         }
     }

@@ -23,6 +23,8 @@ pub struct ConfigFile {
     pub metrics: Option<MetricsSection>,
     #[serde(default)]
     pub bundle: BundleSection,
+    #[serde(default)]
+    pub backup: BackupSection,
 }
 
 /// `[stack]`: names and places shared by every unit.
@@ -413,6 +415,44 @@ pub struct MetricsSection {
 pub struct BundleSection {
     #[serde(default)]
     pub artifacts: Vec<PathBuf>,
+}
+
+/// `[backup]`: where backups go, when the daemon takes them, how many are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Default DATA_DIR/backups.
+    pub dir: Option<PathBuf>,
+    /// `"daily HH:MM"` (local time), `"hourly"` or `"off"`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// Newest N kept; older ones are deleted after a new one verified.
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+    /// The package's upgrade takes a backup first while the daemon runs.
+    #[serde(default = "default_true")]
+    pub before_upgrade: bool,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: None,
+            schedule: default_backup_schedule(),
+            keep: default_backup_keep(),
+            before_upgrade: true,
+        }
+    }
+}
+
+fn default_backup_schedule() -> String {
+    "off".into()
+}
+fn default_backup_keep() -> u32 {
+    7
+}
+fn default_true() -> bool {
+    true
 }
 
 // Untagged enums would hide the real problem ("did not match any variant"); these pick

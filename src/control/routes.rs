@@ -34,6 +34,8 @@ pub struct ControlCtx {
     pub metrics: Option<crate::metrics::Metrics>,
     /// Per-unit CPU and memory for `GET /v1/status` (None: the fields are null).
     pub usage: Option<crate::usage::UsageMonitor>,
+    /// Scheduled backups for `GET /v1/status` (`"backup"`; None: absent).
+    pub backup: Option<crate::backup::scheduled::BackupState>,
 }
 
 /// Dispatches one request.
@@ -48,6 +50,9 @@ pub async fn route(req: Request<Incoming>, ctx: Arc<ControlCtx>) -> Response<Bod
             let mut v = serde_json::to_value(&*h.snapshot()).unwrap_or_default();
             v["warnings"] = serde_json::json!(h.plan().warnings);
             add_usage(&mut v, ctx.usage.as_ref());
+            if let Some(b) = &ctx.backup {
+                v["backup"] = serde_json::to_value(b.snapshot()).unwrap_or_default();
+            }
             json(StatusCode::OK, &v)
         }
         (&Method::GET, ["v1", "gpu"]) => match &ctx.gpu {

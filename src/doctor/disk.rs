@@ -4,9 +4,6 @@ use super::Finding;
 use crate::plan::Plan;
 use std::path::{Path, PathBuf};
 
-/// Where backups go until the backup command names its own folder: DATA_DIR/backups.
-pub const BACKUP_SUBDIR: &str = "backups";
-
 /// Thresholds: below `error_*` is a problem, below `warn_*` a warning.
 #[derive(Debug, Clone)]
 pub struct DiskLimits {
@@ -27,10 +24,11 @@ impl Default for DiskLimits {
     }
 }
 
-/// DATA_DIR and DATA_DIR/backups (each measured on the nearest folder that exists).
-pub fn check_disk(plan: &Plan, limits: &DiskLimits) -> Vec<Finding> {
+/// DATA_DIR and the backup folder (`[backup].dir`), each measured on the nearest
+/// folder that exists.
+pub fn check_disk(plan: &Plan, backups: &Path, limits: &DiskLimits) -> Vec<Finding> {
     let data = plan.stack.data_dir.clone();
-    let backups = data.join(BACKUP_SUBDIR);
+    let backups = backups.to_path_buf();
     let mut out = Vec::new();
     let mut seen_fs = Vec::new();
     for (what, dir) in [("DATA_DIR", data), ("the backup folder", backups)] {

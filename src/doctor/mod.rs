@@ -99,8 +99,8 @@ impl Finding {
     }
 }
 
-/// Runs every check against `plan` and the daemon on `socket`.
-pub async fn run(plan: &Plan, socket: &Path) -> Report {
+/// Runs every check against `plan`, the daemon on `socket` and the `backups` folder.
+pub async fn run(plan: &Plan, socket: &Path, backups: &Path) -> Report {
     let mut r = Report::default();
     let status = crate::control::Client::new(socket)
         .get_json("/v1/status")
@@ -114,7 +114,7 @@ pub async fn run(plan: &Plan, socket: &Path) -> Report {
     r.add("certs", check_certs(plan, std::time::SystemTime::now()));
     r.add("images", check_images(plan, "podman").await);
     r.add("clock", check_clock(&ClockTools::system()).await);
-    r.add("disk", check_disk(plan, &DiskLimits::default()));
+    r.add("disk", check_disk(plan, backups, &DiskLimits::default()));
     r.add("ports", check_ports(&needed_ports(plan), daemon_pid));
     r.add("gpu", check_gpu(plan, None));
     if status.is_ok() {

@@ -64,6 +64,7 @@ pub fn build(cfg: &ConfigFile, src: &Source, opts: BuildOptions) -> Result<Plan,
         .as_ref()
         .map(|p| proxy_plan(p, &stack, &base, &b.units, routes, opts, &mut issues));
     check_secret_names(&b.secrets, &mut issues);
+    crate::backup::schedule::check(&cfg.backup, &mut issues);
     if cfg.gpu.alert_used_percent > 100 {
         issues.push(Issue::new(
             "gpu.alert_used_percent",

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod backup;
 mod bundle;
 mod core;
 mod doctor;

@@ -83,6 +83,9 @@ impl S3Error {
     }
 }
 
+/// A request body the client sends (whole or streamed).
+pub type StreamingBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
 /// An answer from the store.
 #[derive(Debug, Clone)]
 pub struct S3Response {
@@ -109,7 +112,7 @@ impl std::fmt::Debug for S3Credentials {
 pub struct S3Client {
     endpoint: String,
     creds: S3Credentials,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpConnector, StreamingBody>,
     timeout: Duration,
 }
 
@@ -147,15 +150,107 @@ impl S3Client {
         body: Bytes,
         op: &str,
     ) -> Result<S3Response, S3Error> {
+        let payload = SignableBody::Precomputed(hex::encode(Sha256::digest(&body)));
+        let full = Full::new(body).map_err(|never| match never {}).boxed();
+        let resp = self
+            .dispatch(method, path_and_query, headers, full, payload, op)
+            .await?;
+        let status = resp.status();
+        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
+            .await
+            .map_err(|_| self.unreachable(op, "body not received in time".into()))?
+            .map_err(|e| self.unreachable(op, e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            Ok(S3Response { status, body })
+        } else {
+            Err(self.refused(op, status, &body))
+        }
+    }
+
+    /// GetObject as a stream: the answer's Content-Length and its body, unread.
+    pub async fn get_object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(u64, hyper::body::Incoming), S3Error> {
+        let op = format!("GetObject {bucket}/{key}");
+        let payload = SignableBody::Precomputed(hex::encode(Sha256::digest(b"")));
+        let empty = Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed();
+        let resp = self
+            .dispatch(
+                Method::GET,
+                &object_path(bucket, key),
+                &[],
+                empty,
+                payload,
+                &op,
+            )
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+            return Err(self.refused(&op, status, &body.unwrap_or_default()));
+        }
+        let len = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| self.unreachable(&op, "answer without Content-Length".into()))?;
+        Ok((len, resp.into_body()))
+    }
+
+    /// PutObject of `len` bytes streamed from `body` (signed as UNSIGNED-PAYLOAD).
+    pub async fn put_object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        len: u64,
+        body: StreamingBody,
+    ) -> Result<(), S3Error> {
+        let op = format!("PutObject {bucket}/{key}");
+        let len = len.to_string();
+        let headers = [("content-length", len.as_str())];
+        let path = object_path(bucket, key);
+        let resp = self
+            .dispatch(
+                Method::PUT,
+                &path,
+                &headers,
+                body,
+                SignableBody::UnsignedPayload,
+                &op,
+            )
+            .await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.refused(&op, status, &body.unwrap_or_default()))
+        }
+    }
+
+    /// Signs and sends a request; the answer's head within the timeout, body unread.
+    async fn dispatch(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: StreamingBody,
+        payload: SignableBody<'_>,
+        op: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, S3Error> {
         let url = format!("{}{}", self.endpoint, path_and_query);
         let mut req = Request::builder().method(method.clone()).uri(&url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let mut req = req
-            .body(Full::new(body.clone()))
+            .body(body)
             .map_err(|e| self.sign_err(op, e.to_string()))?;
-        let payload = hex::encode(Sha256::digest(&body));
         let signed_headers: Vec<(String, String)> = req
             .headers()
             .iter()
@@ -165,43 +260,39 @@ impl S3Client {
             method.as_str(),
             &url,
             &signed_headers,
-            SignableBody::Precomputed(payload),
+            payload,
             SignatureLocation::Headers,
             None,
             op,
         )?;
         instructions.apply_to_request_http1x(&mut req);
-        let unreachable = |reason: String| S3Error::Unreachable {
+        tokio::time::timeout(self.timeout, self.http.request(req))
+            .await
+            .map_err(|_| self.unreachable(op, format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| self.unreachable(op, error_chain(&e)))
+    }
+
+    fn unreachable(&self, op: &str, reason: String) -> S3Error {
+        S3Error::Unreachable {
             endpoint: self.endpoint.clone(),
             op: op.to_string(),
             reason,
-        };
-        let resp = tokio::time::timeout(self.timeout, self.http.request(req))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| unreachable(error_chain(&e)))?;
-        let status = resp.status();
-        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
-            .await
-            .map_err(|_| unreachable("body not received in time".into()))?
-            .map_err(|e| unreachable(e.to_string()))?
-            .to_bytes();
-        if status.is_success() {
-            Ok(S3Response { status, body })
-        } else {
-            let text = String::from_utf8_lossy(&body);
-            Err(S3Error::Refused {
-                endpoint: self.endpoint.clone(),
-                op: op.to_string(),
-                status: status.as_u16(),
-                code: xml_tag(&text, "Code").unwrap_or_else(|| {
-                    status
-                        .canonical_reason()
-                        .unwrap_or("error")
-                        .replace(' ', "")
-                }),
-                message: xml_tag(&text, "Message").unwrap_or_default(),
-            })
+        }
+    }
+
+    fn refused(&self, op: &str, status: StatusCode, body: &[u8]) -> S3Error {
+        let text = String::from_utf8_lossy(body);
+        S3Error::Refused {
+            endpoint: self.endpoint.clone(),
+            op: op.to_string(),
+            status: status.as_u16(),
+            code: xml_tag(&text, "Code").unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .replace(' ', "")
+            }),
+            message: xml_tag(&text, "Message").unwrap_or_default(),
         }
     }
 

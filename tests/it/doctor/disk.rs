@@ -28,7 +28,7 @@ fn data_dir_on_a_small_filesystem_is_a_problem_with_the_numbers() {
     let p = plan(&format!("[stack]\ndata_dir = {:?}\n", data));
     let fix = format!("free space on the filesystem of {} (old backups, logs, podman images: `podman image prune`) or grow it", data.display());
     assert_eq!(
-        check_disk(&p, &DiskLimits::default()),
+        check_disk(&p, &data.join("backups"), &DiskLimits::default()),
         vec![Finding::error(
             "disk",
             format!(
@@ -45,13 +45,13 @@ fn data_dir_on_a_small_filesystem_is_a_problem_with_the_numbers() {
         warn_bytes: 1 << 20,
         warn_percent: 1.0,
     };
-    assert_eq!(check_disk(&p, &small), vec![]);
+    assert_eq!(check_disk(&p, &data.join("backups"), &small), vec![]);
     let warn = DiskLimits {
         warn_bytes: 16 << 20,
         ..small
     };
     assert_eq!(
-        check_disk(&p, &warn)[0].severity,
+        check_disk(&p, &data.join("backups"), &warn)[0].severity,
         prometheus_stack::doctor::Severity::Warning
     );
 }
