@@ -20,8 +20,15 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-/// HTTP/2 streams one client may have open at once.
-const H2_MAX_STREAMS: u32 = 250;
+/// HTTP/2 streams one client may have open at once: a chat UI's page opens a few
+/// dozen at most; nginx's default is 128 too.
+const H2_MAX_STREAMS: u32 = 128;
+/// HTTP/2 per-stream receive window: what one upload may have buffered here before the
+/// upstream takes it (hyper's default is 1 MiB); 256 KiB still fills a LAN link.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 response bytes buffered per stream while the client's window is shut
+/// (hyper's default is 400 KiB): SSE tokens and JSON are small, downloads are paced.
+const H2_MAX_SEND_BUF: usize = 128 * 1024;
 /// Largest request header block (both protocols); larger gets 431 / a stream error.
 const MAX_HEADER_BYTES: u32 = 64 * 1024;
 /// Client resets of not-yet-answered streams before the connection is closed
@@ -68,6 +75,9 @@ fn http1_builder(header_timeout: Duration) -> http1::Builder {
     b.timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_header_size(MAX_HEADER_BYTES as usize)
+        // hyper's read buffer grows to 400 KiB on uploads and keeps that size while the
+        // connection idles: the largest header block is all a request needs to buffer.
+        .max_buf_size(MAX_HEADER_BYTES as usize)
         .keep_alive(true);
     b
 }
@@ -76,6 +86,8 @@ fn http2_builder() -> http2::Builder<TokioExecutor> {
     let mut b = http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .max_send_buf_size(H2_MAX_SEND_BUF)
         .max_header_list_size(MAX_HEADER_BYTES)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
@@ -185,45 +197,93 @@ async fn serve_tls_conn(
     permit: Arc<ConnPermit>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let (header_timeout, h2_idle, h1_idle) = {
-        let s = shared.state.load();
-        (s.header_timeout, s.h2_idle_timeout, s.keepalive_timeout)
-    };
-    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            shared.metrics.handshake_failed();
-            tracing::debug!(%peer, "proxy: TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            shared.metrics.handshake_failed();
-            tracing::debug!(%peer, "proxy: TLS handshake timed out");
-            return;
-        }
+    let header_timeout = shared.state.load().header_timeout;
+    // Boxed, and so freed once done: otherwise every idle connection's task keeps room
+    // for the handshake's state (its size is the largest of its await points).
+    let Some(tls) = Box::pin(handshake(tcp, peer, &shared, acceptor, header_timeout)).await else {
+        return;
     };
     let info = Arc::new(ConnInfo {
         peer,
         sni: tls.get_ref().1.server_name().map(str::to_ascii_lowercase),
         permit,
     });
-    let drain = shared.drain.clone();
-    // ALPN decides the protocol (no sniffing): h2 or HTTP/1.1 with upgrades.
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    // ALPN decides the protocol (no sniffing): h2 or HTTP/1.1 with upgrades. Each is
+    // boxed so a connection holds only its own protocol's state, not room for the other.
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        Box::pin(serve_h2(TokioIo::new(tls), peer, shared, info)).await;
+    } else {
+        Box::pin(serve_h1(
+            TokioIo::new(tls),
+            peer,
+            shared,
+            info,
+            header_timeout,
+        ))
+        .await;
+    }
+}
+
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The TLS handshake, within `[proxy] header_timeout`; `None` (counted and logged) if
+/// it failed.
+async fn handshake(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: &Shared,
+    acceptor: TlsAcceptor,
+    header_timeout: Duration,
+) -> Option<Tls> {
+    match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            shared.metrics.handshake_failed();
+            tracing::debug!(%peer, "proxy: TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            shared.metrics.handshake_failed();
+            tracing::debug!(%peer, "proxy: TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// HTTP/2 on an established TLS connection, until it ends, the proxy stops or it idles.
+async fn serve_h2(
+    io: TokioIo<Tls>,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+) {
+    let (drain, h2_idle) = (shared.drain.clone(), shared.state.load().h2_idle_timeout);
     let idle = Idle::new();
     let open = idle.clone();
     let svc =
         service_fn(move |req| tracked(&open, service::handle(shared.clone(), info.clone(), req)));
-    let io = TokioIo::new(tls);
-    if h2 {
-        let conn = http2_builder().serve_connection(io, svc);
-        serve_until_stop!(conn, drain, peer, idle, h2_idle);
-    } else {
-        let conn = http1_builder(header_timeout)
-            .serve_connection(io, svc)
-            .with_upgrades();
-        serve_until_stop!(conn, drain, peer, idle, h1_idle);
-    }
+    let conn = http2_builder().serve_connection(io, svc);
+    serve_until_stop!(conn, drain, peer, idle, h2_idle);
+}
+
+/// HTTP/1.1 (with upgrades) on an established TLS connection, until it ends, the
+/// proxy stops or it idles.
+async fn serve_h1(
+    io: TokioIo<Tls>,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    header_timeout: Duration,
+) {
+    let (drain, h1_idle) = (shared.drain.clone(), shared.state.load().keepalive_timeout);
+    let idle = Idle::new();
+    let open = idle.clone();
+    let svc =
+        service_fn(move |req| tracked(&open, service::handle(shared.clone(), info.clone(), req)));
+    let conn = http1_builder(header_timeout)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    serve_until_stop!(conn, drain, peer, idle, h1_idle);
 }
 
 fn log_conn_end(peer: std::net::SocketAddr, r: Result<(), hyper::Error>) {

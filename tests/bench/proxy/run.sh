@@ -7,6 +7,8 @@
 #   env: THREADS=1 (proxy threads = nginx workers)  DURATION=10 (s per row)
 #        ROUNDS=2 (per proxy and row, alternating order; means reported)
 #        CONNS=50 BIG_CONNS=10 H2_CONNS=20 H2_STREAMS=10  IDLE=1000  BASE_PORT=21000
+#        ONLY_IDLE=1 (skip the throughput rows: memory per idle connection only)
+#        PSTEST_DEPS (its venv's python, with the `h2` package, opens the idle h2 connections)
 set -euo pipefail
 
 THREADS=${THREADS:-1}
@@ -17,6 +19,8 @@ H2_CONNS=${H2_CONNS:-20}
 H2_STREAMS=${H2_STREAMS:-10}
 IDLE=${IDLE:-1000}
 ROUNDS=${ROUNDS:-2}
+ONLY_IDLE=${ONLY_IDLE:-0}
+PY_H2=${PSTEST_DEPS:-/opt/prometheus-stack-test}/venv/bin/python
 BASE=${BASE_PORT:-21000}
 UP_PORT=$((BASE + 1))
 NGINX_PORT=$((BASE + 443))
@@ -177,10 +181,10 @@ rss_kb() { # pid (+ its children, for nginx workers)
   echo "$total"
 }
 
-idle_row() { # pid port -> "rss_before_kib rss_with_idle_kib"
+idle_row() { # pid port proto -> "rss_before_kib rss_with_idle_kib"
   local before after
   before=$(rss_kb "$1")
-  coproc IDLECONN { python3 "$HERE/idle_conns.py" "$2" "$IDLE"; }
+  coproc IDLECONN { "$PY_H2" "$HERE/idle_conns.py" "$2" "$IDLE" "$3"; }
   read -r line <&"${IDLECONN[0]}"
   [ "$line" = ready ] || { echo "idle connections failed on $2" >&2; exit 1; }
   sleep 1
@@ -221,17 +225,27 @@ run_pair() { # label kind path conns: ROUNDS rounds in A B B A order, means repo
   R[$1.nginx]=$(printf '%s' "$n" | mean_pair)
   R[$1.ours]=$(printf '%s' "$o" | mean_pair)
 }
-run_pair "h1-small" wrk /small "$CONNS"
-run_pair "h1-1MiB" wrk /big "$BIG_CONNS"
-run_pair "h2-small" h2 /small
-echo "measuring idle connections ..." >&2
-IDLE_NGINX=$(idle_row "$NGINX_PID" "$NGINX_PORT")
-IDLE_OURS=$(idle_row "$OURS_PID" "$OURS_PORT")
+ROWS=()
+if [ "$ONLY_IDLE" != 1 ]; then
+  run_pair "h1-small" wrk /small "$CONNS"
+  run_pair "h1-1MiB" wrk /big "$BIG_CONNS"
+  run_pair "h2-small" h2 /small
+  ROWS=(h1-small h1-1MiB h2-small)
+fi
+# One protocol after the other, each against the RSS just before it (a connection
+# closed by the previous row may leave freed memory behind: that counts as "before").
+declare -A IDLE_RSS
+for proto in h1 h2; do
+  echo "measuring $IDLE idle $proto connections ..." >&2
+  IDLE_RSS[$proto.nginx]=$(idle_row "$NGINX_PID" "$NGINX_PORT" "$proto")
+  IDLE_RSS[$proto.ours]=$(idle_row "$OURS_PID" "$OURS_PORT" "$proto")
+  sleep 1
+done
 
 echo
 echo "proxy benchmark: threads/workers=$THREADS, ${DURATION}s x $ROUNDS rounds per row, load avg $(cut -d" " -f1-3 /proc/loadavg), $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //')"
 printf '%-34s %12s %12s %8s\n' "row" "nginx" "ours" "ours/nginx"
-for row in h1-small h1-1MiB h2-small; do
+for row in "${ROWS[@]}"; do
   read -r nr np <<<"${R[$row.nginx]}"
   read -r orr op <<<"${R[$row.ours]}"
   case $row in
@@ -242,7 +256,13 @@ for row in h1-small h1-1MiB h2-small; do
   printf '%-34s %12s %12s %8s\n' "$desc req/s" "$nr" "$orr" "$(ratio "$orr" "$nr")"
   printf '%-34s %12s %12s %8s\n' "$desc p99 ms" "$np" "$op" "$(ratio "$op" "$np")"
 done
-read -r nb na <<<"$IDLE_NGINX"
-read -r ob oa <<<"$IDLE_OURS"
-printf '%-34s %12s %12s %8s\n' "RSS idle KiB" "$nb" "$ob" "$(ratio "$ob" "$nb")"
-printf '%-34s %12s %12s %8s\n' "RSS with $IDLE idle TLS conns KiB" "$na" "$oa" "$(ratio "$oa" "$na")"
+per_conn() { python3 -c "import sys; print(f'{(int(sys.argv[2]) - int(sys.argv[1])) * 1.024 / int(sys.argv[3]):.1f}')" "$1" "$2" "$IDLE"; }
+for proto in h1 h2; do
+  read -r nb na <<<"${IDLE_RSS[$proto.nginx]}"
+  read -r ob oa <<<"${IDLE_RSS[$proto.ours]}"
+  printf '%-34s %12s %12s %8s\n' "RSS before $IDLE $proto KiB" "$nb" "$ob" "$(ratio "$ob" "$nb")"
+  printf '%-34s %12s %12s %8s\n' "RSS with $IDLE idle $proto KiB" "$na" "$oa" "$(ratio "$oa" "$na")"
+  npc=$(per_conn "$nb" "$na")
+  opc=$(per_conn "$ob" "$oa")
+  printf '%-34s %12s %12s %8s\n' "KB per idle $proto TLS 1.3 conn" "$npc" "$opc" "$(ratio "$opc" "$npc")"
+done
