@@ -254,6 +254,27 @@ async fn container_postgres_initdb_init_sigkill_stop_and_crash_recovery() {
         d.unit_logs("postgres")
     );
     assert_eq!(row_count(&plan, port).await, n);
+
+    // A backup while it runs: pg_basebackup from the image, restorable as the image's uid.
+    let file = dir.path().join("pg.tar.zst");
+    d.cli_ok(&["backup", "--to", file.to_str().unwrap()]);
+    let verified = d.cli_ok(&["backup", "verify", file.to_str().unwrap()]);
+    assert!(verified.contains(": OK ("), "{verified}");
+    let restored = dir.path().join("restored");
+    let r = d.cli(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(
+        r.status.code() == Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let pg_version = restored.join("postgres/PG_VERSION");
+    assert_eq!(std::fs::metadata(&pg_version).unwrap().uid(), 999);
     d.stop();
     cleanup_stack(&stack);
 }
