@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod pki;
 pub mod plan;
 pub mod proxy;
+pub mod publish;
 pub mod runtime;
 pub mod secrets;
 pub mod stack;

@@ -325,8 +325,27 @@ listener_pid=""
 sed 's/^/[package] notify: /' "$T/notify.log" | head -n 8 >&2
 
 # ---------------------------------------------------------------- upgrade
-log "upgrade to a rebuilt higher version"
-conf_sum=$(md5sum <"$CONF") # holds the operator's edit from above
+# With a daemon running on the installed config, the package's prerm takes a verified
+# backup before the upgrade (issue 15): the config becomes a small stack this machine can
+# run (the web unit, a generated secret, [backup].dir), an operator's edit all the same.
+log "upgrade to a rebuilt higher version, with the daemon running"
+{
+  sed -n '/^\[stack\]/,/^\[services.web\]/p' "$T/stack.toml" | sed '$d'
+  printf '[backup]\ndir = "%s"\n\n' "$T/backups"
+  sed -n '/^\[services.web\]/,$p' "$T/stack.toml"
+  echo 'env = { TOKEN = "${secret:pkgtest-token}" }'
+} >"$T/upgrade.toml"
+$SUDO cp "$T/upgrade.toml" "$CONF"
+(cd / && exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+  /usr/bin/prometheus-stack run </dev/null >"$T/daemon.log" 2>&1) &
+daemon_pid=$!
+for _ in $(seq 300); do
+  (cd / && /usr/bin/prometheus-stack status --json 2>/dev/null) | grep -q '"state": "healthy"' && break
+  kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon on $CONF exited"
+  sleep 0.1
+done
+token=$($SUDO cat "$STATE_DIR/secrets/pkgtest-token") || fail "no secret pkgtest-token in $STATE_DIR/secrets"
+conf_sum=$(md5sum <"$CONF") # holds the operator's edit
 echo "data written before the upgrade" | $SUDO tee "$STATE_DIR/pkgtest-data" >/dev/null
 data_before=$($SUDO find "$STATE_DIR" -mindepth 1 -printf '%P %U %m\n' | sort)
 DEB2=$(DEB_FAST=1 packaging/build-deb.sh "${VERSION}+pkgtest1")
@@ -343,6 +362,16 @@ ls /etc/prometheus-stack/*.dpkg-* >/dev/null 2>&1 && fail "the upgrade left $(ls
 verify=$($SUDO dpkg --verify "$PKG" || true)
 [ "$verify" = "??5?????? c $CONF" ] || fail "dpkg --verify after upgrade: '$verify' (want only the edited conffile)"
 pass "upgrade ${VERSION} -> ${VERSION}+pkgtest1: config edit kept without a prompt, data untouched, dpkg --verify clean"
+backup_file=$(ls "$T"/backups/prometheus-stack-*.tar.zst 2>/dev/null | head -n 1)
+[ -n "$backup_file" ] || { cat "$T/upgrade.log" >&2; fail "no backup in $T/backups after the upgrade"; }
+grep -qF "$backup_file" "$T/upgrade.log" || { cat "$T/upgrade.log" >&2; fail "the upgrade did not print where its backup is"; }
+[ "$(stat -c '%a %U' "$backup_file")" = "600 root" ] || fail "$backup_file is not 0600 root"
+(cd / && /usr/bin/prometheus-stack backup verify "$backup_file") >"$T/verify.out" 2>&1 ||
+  { cat "$T/verify.out" >&2; fail "backup verify of the upgrade's backup failed"; }
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+daemon_pid=""
+pass "upgrade took a verified backup first: $(basename "$backup_file") ($(stat -c %s "$backup_file") bytes)"
 
 # ---------------------------------------------------------------- doctor
 # The last step on the installed package (issue 16): `doctor` against a running daemon
@@ -441,5 +470,18 @@ cat "$T/purge.log" >&2
 grep -q "data kept in $STATE_DIR" "$T/purge.log" || fail "purge did not say where the data is"
 [ ! -L /etc/systemd/system/multi-user.target.wants/prometheus-stack.service ] || fail "purge left the unit enabled"
 pass "purge: config and logs removed, data kept and its location printed"
+
+# ---------------------------------------------------------------- rollback
+# README "Upgrade and rollback": the old version again, then restore of the upgrade's backup.
+log "rollback: reinstall ${VERSION}, restore the backup taken before the upgrade"
+$SUDO dpkg -i "$DEB" </dev/null >"$T/reinstall.log" 2>&1 || { cat "$T/reinstall.log" >&2; fail "reinstall of $VERSION failed"; }
+(cd / && /usr/bin/prometheus-stack restore "$backup_file" --data-dir "$T/restored") >"$T/restore.out" 2>&1 ||
+  { cat "$T/restore.out" >&2; fail "restore of the upgrade's backup failed"; }
+[ "$($SUDO cat "$T/restored/secrets/pkgtest-token")" = "$token" ] || fail "restore did not bring back the secret pkgtest-token"
+cmp -s "$T/upgrade.toml" "$CONF" || fail "restore did not put the config back in $CONF"
+$SUDO rm -f "$CONF.before-restore"
+$SUDO dpkg --purge "$PKG" </dev/null >/dev/null 2>&1 || fail "dpkg --purge after the rollback failed"
+[ ! -e /etc/prometheus-stack ] || fail "purge after the rollback left /etc/prometheus-stack: $(ls /etc/prometheus-stack)"
+pass "rollback: ${VERSION} reinstalled, restore brought back the config and the secret"
 
 log "all package steps passed in $(($(date +%s) - t0)) s"

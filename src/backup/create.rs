@@ -79,15 +79,11 @@ pub fn create(src: &Sources, out: &Path, rt: &Handle) -> Result<Created, BackupE
             return Err(e);
         }
     };
-    std::fs::rename(&tmp, out).map_err(BackupError::io(format!(
+    let bytes = crate::publish::publish(&tmp, out).map_err(BackupError::io(format!(
         "renaming {} to {}",
         tmp.display(),
         out.display()
     )))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(Created {
         path: out.to_path_buf(),
         manifest,

@@ -47,16 +47,12 @@ pub fn create(plan: &Plan, out: &Path) -> Result<Created, BundleError> {
     let _ = std::fs::remove_dir_all(&work);
     match result {
         Ok(manifest) => {
-            std::fs::rename(&tmp, out).map_err(|e| {
+            let bytes = crate::publish::publish(&tmp, out).map_err(|e| {
                 io(
                     format!("renaming {} to {}", tmp.display(), out.display()),
                     e,
                 )
             })?;
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
             Ok(Created {
                 path: out.to_path_buf(),
                 manifest,
