@@ -4,8 +4,9 @@
 # shipped config and after the operator's edit, `bundle import`, start and stop
 # the installed binary the way the unit's
 # ExecStart does (systemd is not PID 1 here: a python3 socket stands in for
-# NOTIFY_SOCKET), upgrade to a rebuilt higher version, `doctor` against a running
-# daemon of the installed package, remove, purge.
+# NOTIFY_SOCKET), upgrade to a rebuilt higher version with the daemon running (the
+# package takes a verified backup first), `doctor` against a running daemon of the
+# installed package, remove, purge, and the rollback: reinstall, restore that backup.
 #
 # It installs the package on this machine for about a minute and purges it
 # again; /etc/prometheus-stack/stack.toml exists meanwhile, which `run` and
@@ -348,6 +349,7 @@ token=$($SUDO cat "$STATE_DIR/secrets/pkgtest-token") || fail "no secret pkgtest
 conf_sum=$(md5sum <"$CONF") # holds the operator's edit
 echo "data written before the upgrade" | $SUDO tee "$STATE_DIR/pkgtest-data" >/dev/null
 data_before=$($SUDO find "$STATE_DIR" -mindepth 1 -printf '%P %U %m\n' | sort)
+cp "$DEB" "$T/v1.deb" # the rollback below reinstalls it; building v2 replaces target/debian
 DEB2=$(DEB_FAST=1 packaging/build-deb.sh "${VERSION}+pkgtest1")
 dpkg --compare-versions "$(dpkg-deb -f "$DEB2" Version)" gt "$VERSION" || fail "$DEB2 is not a higher version"
 $SUDO dpkg -i "$DEB2" </dev/null >"$T/upgrade.log" 2>&1 || {
@@ -474,12 +476,12 @@ pass "purge: config and logs removed, data kept and its location printed"
 # ---------------------------------------------------------------- rollback
 # README "Upgrade and rollback": the old version again, then restore of the upgrade's backup.
 log "rollback: reinstall ${VERSION}, restore the backup taken before the upgrade"
-$SUDO dpkg -i "$DEB" </dev/null >"$T/reinstall.log" 2>&1 || { cat "$T/reinstall.log" >&2; fail "reinstall of $VERSION failed"; }
+$SUDO dpkg -i "$T/v1.deb" </dev/null >"$T/reinstall.log" 2>&1 || { cat "$T/reinstall.log" >&2; fail "reinstall of $VERSION failed"; }
 (cd / && /usr/bin/prometheus-stack restore "$backup_file" --data-dir "$T/restored") >"$T/restore.out" 2>&1 ||
   { cat "$T/restore.out" >&2; fail "restore of the upgrade's backup failed"; }
 [ "$($SUDO cat "$T/restored/secrets/pkgtest-token")" = "$token" ] || fail "restore did not bring back the secret pkgtest-token"
-cmp -s "$T/upgrade.toml" "$CONF" || fail "restore did not put the config back in $CONF"
-$SUDO rm -f "$CONF.before-restore"
+# Into another data dir, the config goes beside the data, not over /etc's.
+cmp -s "$T/upgrade.toml" "$T/restored/stack.toml" || fail "restore did not bring the config back as $T/restored/stack.toml"
 $SUDO dpkg --purge "$PKG" </dev/null >/dev/null 2>&1 || fail "dpkg --purge after the rollback failed"
 [ ! -e /etc/prometheus-stack ] || fail "purge after the rollback left /etc/prometheus-stack: $(ls /etc/prometheus-stack)"
 pass "rollback: ${VERSION} reinstalled, restore brought back the config and the secret"
