@@ -29,17 +29,14 @@ fn now() -> u64 {
 
 /// `prometheus-stack-YYYYMMDD-HHMMSS.tar.zst` (UTC) for a backup started at `unix`.
 pub fn default_name(unix: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "prometheus-stack-{:04}{:02}{:02}-{:02}{:02}{:02}.tar.zst",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    // From `list::utc`'s "YYYY-MM-DD HH:MM:SS UTC": one date formatter for both.
+    let stamp: String = super::list::utc(unix)
+        .trim_end_matches(" UTC")
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect();
+    format!("prometheus-stack-{stamp}.tar.zst")
 }
 
 /// Writes a backup of `src` to `out`; on any error nothing is left at `out`. Blocking:
@@ -203,4 +200,16 @@ fn append_tree(w: &mut ArchiveWriter, root: &Path, rel: &Path) -> Result<(), Bac
         w.append(&format!("data/{rel}"), fmd.len(), mode, kind, f)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn default_name_is_the_utc_time_without_separators() {
+        // 2026-11-29 21:22:57 UTC
+        assert_eq!(
+            super::default_name(1_795_987_377),
+            "prometheus-stack-20261129-212257.tar.zst"
+        );
+    }
 }
