@@ -69,8 +69,9 @@ impl PgInfo {
     pub fn setting_for(&self, major: &str) -> String {
         match &self.image {
             Some(_) => format!(
-                "[services.{}].image = \"docker.io/pgvector/pgvector:pg{major}\"",
-                self.unit
+                "[services.{}].image = \"{}\"",
+                self.unit,
+                crate::stack::postgres::pgvector_image(major)
             ),
             None => format!(
                 "[services.{}].bin_dir = \"/usr/lib/postgresql/{major}/bin\"",

@@ -124,7 +124,7 @@ fn pgvector_image(bin_dir: &str) -> String {
         .split('/')
         .find_map(|s| s.parse::<u32>().ok())
         .unwrap_or(17);
-    format!("docker.io/pgvector/pgvector:pg{major}")
+    crate::stack::postgres::pgvector_image(&major.to_string())
 }
 
 /// PostgreSQL from `image` (the unit's own in the podman form), with the plan's server

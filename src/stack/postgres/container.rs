@@ -22,6 +22,10 @@ use std::process::Stdio;
 
 /// Image when the section names none: PostgreSQL 17 with pgvector.
 pub const DEFAULT_IMAGE: &str = "docker.io/pgvector/pgvector:pg17";
+/// The pgvector image of PostgreSQL `major` (what a native server of that major maps to).
+pub fn pgvector_image(major: &str) -> String {
+    format!("docker.io/pgvector/pgvector:pg{major}")
+}
 /// The postgres user's uid (and gid) in the official images.
 pub const DEFAULT_UID: u32 = 999;
 

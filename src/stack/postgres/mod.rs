@@ -13,7 +13,7 @@ mod switch;
 use bin_dir::resolve_bin_dir;
 pub use bin_dir::{bin_dir_major, newest_bin_dir};
 pub use client::{error_text, open, probe};
-pub use container::{PgContainer, DEFAULT_IMAGE, DEFAULT_UID};
+pub use container::{pgvector_image, PgContainer, DEFAULT_IMAGE, DEFAULT_UID};
 pub use datadir::{inspect_pid_file, prepare, PidFile};
 pub use error::PgError;
 pub use provision::{end_seed_createrole, init, rotate_role};
